@@ -16,6 +16,7 @@ import random
 import signal
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -323,6 +324,12 @@ class OrnsteinUhlenbeckNoise:
         self.x[done] = 0.0
 
 
+def exploration_std(args: Args, global_step: int) -> float:
+    """The exploration noise scale, decaying linearly to noise_decay_to of its start over the run."""
+    progress = global_step / args.total_timesteps
+    return args.exploration_noise * (1.0 - (1.0 - args.noise_decay_to) * progress)
+
+
 class ParameterNoise:
     """Adaptive parameter-space noise (Plappert et al. 2018, https://arxiv.org/abs/1706.01905):
     act with a copy of the actor whose weights carry Gaussian noise, and grow or shrink the noise
@@ -611,16 +618,18 @@ def train(args: Args) -> dict:
     if args.track:
         import wandb
 
-        wandb_id = wandb_id or wandb.util.generate_id()
+        wandb_id = wandb_id or uuid.uuid4().hex[:12]
+        os.makedirs(run_dir, exist_ok=True)
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,
-            sync_tensorboard=True,
             config=vars(args),
             name=run_name,
             id=wandb_id,
             resume="allow",
+            sync_tensorboard=True,
             save_code=True,
+            dir=run_dir,
         )
     writer = SummaryWriter(run_dir)
     log_hyperparameters(writer, args)
@@ -648,7 +657,7 @@ def train(args: Args) -> dict:
     try:
         while global_step < args.total_timesteps and not stop.requested:
             progress = global_step / args.total_timesteps
-            noise_std = args.exploration_noise * (1.0 - (1.0 - args.noise_decay_to) * progress)
+            noise_std = exploration_std(args, global_step)
             if global_step < args.learning_starts:
                 actions = rng.uniform(low, high, (args.num_envs, act_dim))
             else:
@@ -682,7 +691,7 @@ def train(args: Args) -> dict:
             global_step += args.num_envs
             bar.update(args.num_envs)
 
-            if global_step >= args.learning_starts:
+            if global_step > args.learning_starts:
                 if args.noise_type == "param" and crossed(
                     global_step, args.num_envs, args.param_noise_interval
                 ):
