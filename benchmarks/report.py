@@ -1,0 +1,157 @@
+"""Learning curves and a results table from the TensorBoard event files of finished runs.
+
+Reads every run directory `runs/{env_id}__{exp_name}__{seed}__{time}` under --runs-dir (no network,
+no W&B), groups runs by env and exp_name, and writes into --out:
+- `{env_id}.png`: deterministic-evaluation return against steps, the mean over seeds with the spread
+  (min to max) shaded, one line per exp_name, plus any peer curves given with --peer;
+- `{name}.md`: a table of final evaluation returns (mean +- std, 95% bootstrap CI over seeds, the
+  interquartile mean with 5 or more seeds), evaluation returns at chosen steps, and SPS;
+- `{name}_curves.csv`: every evaluation point of every run, so the numbers can be re-plotted.
+
+Usage: python benchmarks/report.py --runs-dir benchmarks/runs/runs --out benchmarks/results \
+           --name continuous --peer "SB3 TD3 (RL Zoo)=../shared/peers/sb3_td3_HopperBulletEnv-v0_seed1.jsonl"
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+
+def read_run(run_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] for the scalars of one run (all its event files, resumes included)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def bootstrap_ci(values: np.ndarray, rng: np.random.Generator, n: int = 10_000) -> tuple[float, float]:
+    """95% percentile-bootstrap confidence interval of the mean over seeds."""
+    means = rng.choice(values, (n, len(values)), replace=True).mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% (Agarwal et al. 2021)."""
+    v = np.sort(values)
+    k = len(v) // 4
+    return float(v[k : len(v) - k].mean())
+
+
+def collect(runs_dir: str) -> dict[tuple[str, str], dict[int, dict]]:
+    """(env_id, exp_name) -> seed -> {"eval": [(step, return)], "sps": float}."""
+    groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
+    for name in sorted(os.listdir(runs_dir)):
+        parts = name.split("__")
+        if len(parts) != 4:
+            continue
+        env_id, exp_name, seed = parts[0], parts[1], int(parts[2])
+        scalars = read_run(os.path.join(runs_dir, name))
+        evals = sorted(dict(scalars.get("eval/episodic_return", [])).items())
+        if not evals:
+            continue
+        sps = [v for _, v in scalars.get("charts/SPS", [])]
+        groups[(env_id, exp_name)][seed] = {"eval": evals, "sps": float(np.median(sps)) if sps else 0.0}
+    return groups
+
+
+def value_at(curve: list[tuple[int, float]], step: int) -> float | None:
+    """The evaluation at `step` (the last one at or before it, within 1% of it), else None."""
+    before = [v for s, v in curve if s <= step]
+    last_step = max((s for s, _ in curve if s <= step), default=None)
+    return before[-1] if before and last_step >= 0.99 * step else None
+
+
+def read_peer(spec: str) -> tuple[str, list[tuple[int, float]]]:
+    label, path = spec.split("=", 1)
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return label, [(r["step"], r["eval_mean"]) for r in rows]
+
+
+def plot(env_id: str, groups: dict, peers: list, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (env, exp_name), seeds in sorted(groups.items()):
+        if env != env_id:
+            continue
+        steps = sorted(set.intersection(*(set(dict(r["eval"])) for r in seeds.values())))
+        values = np.array([[dict(r["eval"])[s] for s in steps] for r in seeds.values()])
+        mean = values.mean(0)
+        (line,) = ax.plot(steps, mean, label=f"{exp_name} ({len(seeds)} seeds)")
+        ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
+    for label, curve in peers:
+        ax.plot(*zip(*curve), "--", color="gray", label=label)
+    ax.set(title=env_id, xlabel="environment steps", ylabel="deterministic evaluation return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default="report", help="file name of the table and the CSV")
+    parser.add_argument("--at", type=int, nargs="*", default=[], help="also tabulate these steps")
+    parser.add_argument("--peer", action="append", default=[], help="LABEL=path.jsonl (env: first)")
+    parser.add_argument("--peer-env", default="HopperBulletEnv-v0", help="the env peers belong to")
+    a = parser.parse_args()
+
+    groups = collect(a.runs_dir)
+    if not groups:
+        sys.exit(f"no runs with evaluations under {a.runs_dir}")
+    os.makedirs(a.out, exist_ok=True)
+    peers = [read_peer(p) for p in a.peer]
+    rng = np.random.default_rng(0)
+    at_cols = "".join(f" eval at {s // 1000}k |" for s in a.at)
+    lines = [f"| env | variant | seeds | steps | final eval (mean +- std) | 95% CI | IQM |{at_cols} SPS |",
+             "|-|-|-|-|-|-|-|" + "-|" * len(a.at) + "-|"]
+    with open(os.path.join(a.out, f"{a.name}_curves.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["env_id", "exp_name", "seed", "step", "eval_return"])
+        for (env_id, exp_name), seeds in sorted(groups.items()):
+            for seed, run in sorted(seeds.items()):
+                writer.writerows([env_id, exp_name, seed, s, f"{v:.2f}"] for s, v in run["eval"])
+            finals = np.array([run["eval"][-1][1] for run in seeds.values()])
+            last_steps = {run["eval"][-1][0] for run in seeds.values()}
+            lo, hi = bootstrap_ci(finals, rng)
+            middle = f"{iqm(finals):.1f}" if len(finals) >= 5 else "-"
+            cols = ""
+            for step in a.at:
+                vals = [value_at(run["eval"], step) for run in seeds.values()]
+                vals = [v for v in vals if v is not None]
+                cols += f" {np.mean(vals):.1f} |" if vals else " - |"
+            sps = np.median([run["sps"] for run in seeds.values()])
+            lines.append(f"| {env_id} | {exp_name} | {len(finals)} | "
+                         f"{'/'.join(str(s) for s in sorted(last_steps))} | "
+                         f"{finals.mean():.1f} +- {finals.std():.1f} | [{lo:.1f}, {hi:.1f}] | "
+                         f"{middle} |{cols} {sps:.0f} |")
+    for label, curve in peers:
+        cols = "".join(f" {value_at(curve, s):.1f} |" if value_at(curve, s) is not None else " - |"
+                       for s in a.at)
+        lines.append(f"| {a.peer_env} | {label} (peer) | 1 | {curve[-1][0]} | {curve[-1][1]:.1f} | "
+                     f"- | - |{cols} - |")
+    table = "\n".join(lines)
+    with open(os.path.join(a.out, f"{a.name}.md"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+    for env_id in sorted({env for env, _ in groups}):
+        env_peers = peers if env_id == a.peer_env else []
+        plot(env_id, groups, env_peers, os.path.join(a.out, f"{env_id}.png"))
+
+
+if __name__ == "__main__":
+    main()
