@@ -793,10 +793,11 @@ def train(args: Args) -> dict:
         )
     if args.save_model:
         write_checkpoint()
+    elapsed = time.perf_counter() - start_time - eval_seconds
+    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
     writer.close()
     if args.track:
         wandb.finish()
-    elapsed = time.perf_counter() - start_time - eval_seconds
     return {
         "global_step": global_step,
         "update_count": update_count,

@@ -28,10 +28,14 @@ def read_run(run_dir: str) -> dict[str, list[tuple[int, float]]]:
 
     events = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
 
 
-def bootstrap_ci(values: np.ndarray, rng: np.random.Generator, n: int = 10_000) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray, rng: np.random.Generator, n: int = 10_000
+) -> tuple[float, float]:
     """95% percentile-bootstrap confidence interval of the mean over seeds."""
     means = rng.choice(values, (n, len(values)), replace=True).mean(1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
@@ -57,7 +61,10 @@ def collect(runs_dir: str) -> dict[tuple[str, str], dict[int, dict]]:
         if not evals:
             continue
         sps = [v for _, v in scalars.get("charts/SPS", [])]
-        groups[(env_id, exp_name)][seed] = {"eval": evals, "sps": float(np.median(sps)) if sps else 0.0}
+        groups[(env_id, exp_name)][seed] = {
+            "eval": evals,
+            "sps": float(np.median(sps)) if sps else 0.0,
+        }
     return groups
 
 
@@ -117,8 +124,10 @@ def main() -> None:
     peers = [read_peer(p) for p in a.peer]
     rng = np.random.default_rng(0)
     at_cols = "".join(f" eval at {s // 1000}k |" for s in a.at)
-    lines = [f"| env | variant | seeds | steps | final eval (mean +- std) | 95% CI | IQM |{at_cols} SPS |",
-             "|-|-|-|-|-|-|-|" + "-|" * len(a.at) + "-|"]
+    lines = [
+        f"| env | variant | seeds | steps | final eval (mean +- std) | 95% CI | IQM |{at_cols} SPS |",
+        "|-|-|-|-|-|-|-|" + "-|" * len(a.at) + "-|",
+    ]
     with open(os.path.join(a.out, f"{a.name}_curves.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["env_id", "exp_name", "seed", "step", "eval_return"])
@@ -135,15 +144,21 @@ def main() -> None:
                 vals = [v for v in vals if v is not None]
                 cols += f" {np.mean(vals):.1f} |" if vals else " - |"
             sps = np.median([run["sps"] for run in seeds.values()])
-            lines.append(f"| {env_id} | {exp_name} | {len(finals)} | "
-                         f"{'/'.join(str(s) for s in sorted(last_steps))} | "
-                         f"{finals.mean():.1f} +- {finals.std():.1f} | [{lo:.1f}, {hi:.1f}] | "
-                         f"{middle} |{cols} {sps:.0f} |")
+            lines.append(
+                f"| {env_id} | {exp_name} | {len(finals)} | "
+                f"{'/'.join(str(s) for s in sorted(last_steps))} | "
+                f"{finals.mean():.1f} +- {finals.std():.1f} | [{lo:.1f}, {hi:.1f}] | "
+                f"{middle} |{cols} {sps:.0f} |"
+            )
     for label, curve in peers:
-        cols = "".join(f" {value_at(curve, s):.1f} |" if value_at(curve, s) is not None else " - |"
-                       for s in a.at)
-        lines.append(f"| {a.peer_env} | {label} (peer) | 1 | {curve[-1][0]} | {curve[-1][1]:.1f} | "
-                     f"- | - |{cols} - |")
+        cols = "".join(
+            f" {value_at(curve, s):.1f} |" if value_at(curve, s) is not None else " - |"
+            for s in a.at
+        )
+        lines.append(
+            f"| {a.peer_env} | {label} (peer) | 1 | {curve[-1][0]} | {curve[-1][1]:.1f} | "
+            f"- | - |{cols} - |"
+        )
     table = "\n".join(lines)
     with open(os.path.join(a.out, f"{a.name}.md"), "w") as f:
         f.write(table + "\n")

@@ -1,0 +1,228 @@
+"""Peer comparison: our script and Stable-Baselines3's counterpart, same settings, interleaved.
+
+For each seed, runs our script, then SB3's implementation of the same algorithm with the
+hyperparameters of our script's `Args` (parsed from the same flags, so they match by construction),
+one thread each, alternating ours and SB3 (A B A B ...) so that drifts in machine load hit both.
+SB3 runs log the keys ours log (charts/episodic_return, eval/episodic_return, charts/SPS) under
+runs/{env_id}__sb3_{algo}__{seed}__{time}, so benchmarks/report.py plots both side by side. The
+speed ratio printed at the end is the median over seeds of ours / SB3 SPS of each pair.
+
+Counterparts: td3_continuous -> SB3 TD3; ddpg_continuous -> SB3 DDPG (SB3's TD3 with one critic,
+no policy delay and no target smoothing). Options SB3 has no equivalent for (--per, --noise-type
+param, --layer-norm, --num-envs > 1) are refused rather than silently dropped.
+
+Usage: python benchmarks/peers.py td3_continuous --seeds 1 2 3 -- --env-id Pendulum-v1 \
+           --total-timesteps 20000 --learning-starts 1000
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def parse_script_args(script: str, flags: list[str]):
+    """Our script's Args from the flags, exactly as the script itself would parse them."""
+    import importlib
+
+    import tyro
+
+    module = importlib.import_module(script)
+    return module, tyro.cli(module.Args, args=flags)
+
+
+def check_supported(args) -> None:
+    unsupported = {
+        "--per": args.per,
+        "--noise-type param": args.noise_type == "param",
+        "--layer-norm": args.layer_norm,
+        "--num-envs > 1": args.num_envs > 1,
+        "--grad-clip": args.grad_clip > 0,
+        "--noise-decay-to < 1": args.noise_decay_to < 1,
+    }
+    bad = [flag for flag, used in unsupported.items() if used]
+    if bad:
+        raise SystemExit(f"error: SB3's counterpart has no equivalent of {', '.join(bad)}")
+
+
+def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
+    """Trains SB3's counterpart with our Args; returns its SPS (evaluation time excluded)."""
+    import gymnasium as gym
+    import pybullet_envs_gymnasium  # noqa: F401
+    import torch
+    from stable_baselines3 import TD3
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.set_num_threads(1)
+    _, args = parse_script_args(script, flags)
+    check_supported(args)
+    algo = script.split("_")[0]
+    run_name = f"{args.env_id}__sb3_{algo}__{args.seed}__{int(time.time())}"
+    writer = SummaryWriter(os.path.join(runs_dir, "runs", run_name))
+    env = gym.make(args.env_id)
+    scale = (env.action_space.high - env.action_space.low) / 2
+    zero = np.zeros(env.action_space.shape)
+    if args.noise_type == "ou":
+        noise = OrnsteinUhlenbeckActionNoise(
+            zero, args.exploration_noise * scale, args.ou_theta, args.ou_dt
+        )
+    else:
+        noise = NormalActionNoise(zero, args.exploration_noise * scale)
+    td3 = algo == "td3"
+    model = TD3(
+        "MlpPolicy",
+        env,
+        learning_rate=args.learning_rate,
+        buffer_size=args.buffer_size,
+        learning_starts=args.learning_starts,
+        batch_size=args.batch_size,
+        tau=args.tau,
+        gamma=args.gamma,
+        train_freq=1,
+        gradient_steps=max(1, round(args.updates_per_step)),
+        action_noise=noise,
+        policy_delay=args.policy_frequency if td3 else 1,
+        target_policy_noise=args.policy_noise if td3 else 0.0,
+        target_noise_clip=args.noise_clip if td3 else 0.0,
+        policy_kwargs={"net_arch": list(args.hidden_sizes), "n_critics": 2 if td3 else 1},
+        seed=args.seed,
+        device="cpu",
+    )
+
+    class Logger(BaseCallback):
+        """Logs our keys: episodic returns, deterministic evaluations, SPS without eval time."""
+
+        def __init__(self):
+            super().__init__()
+            self.start, self.eval_seconds = time.perf_counter(), 0.0
+
+        def evaluate(self) -> None:
+            start = time.perf_counter()
+            returns, _ = evaluate_policy(
+                self.model,
+                gym.make(args.env_id),
+                args.eval_episodes,
+                deterministic=True,
+                return_episode_rewards=True,
+            )
+            writer.add_scalar("eval/episodic_return", np.mean(returns), self.num_timesteps)
+            self.eval_seconds += time.perf_counter() - start
+
+        def sps(self) -> float:
+            return self.num_timesteps / (time.perf_counter() - self.start - self.eval_seconds)
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    writer.add_scalar(
+                        "charts/episodic_return", info["episode"]["r"], self.num_timesteps
+                    )
+                    writer.add_scalar(
+                        "charts/episodic_length", info["episode"]["l"], self.num_timesteps
+                    )
+            if self.num_timesteps % 1000 == 0:
+                writer.add_scalar("charts/SPS", self.sps(), self.num_timesteps)
+            if (
+                args.eval_frequency
+                and self.num_timesteps % args.eval_frequency == 0
+                and (self.num_timesteps < args.total_timesteps)
+            ):
+                self.evaluate()
+            return True
+
+    logger = Logger()
+    model.learn(total_timesteps=args.total_timesteps, callback=logger)
+    sps = logger.sps()
+    writer.add_scalar("charts/SPS", sps, args.total_timesteps)
+    logger.evaluate()
+    writer.close()
+    return sps
+
+
+def last_sps(run_dir: str) -> float:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(run_dir)
+    events.Reload()
+    return events.Scalars("charts/SPS")[-1].value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    flags = argv[argv.index("--") + 1 :] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("script", choices=["td3_continuous", "ddpg_continuous"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--runs-dir", default=os.path.join(ROOT, "benchmarks", "runs"))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = parser.parse_args(own)
+    if a.worker:
+        print(json.dumps({"sps": run_sb3(a.script, flags, a.runs_dir)}))
+        return 0
+
+    _, args = parse_script_args(a.script, flags)
+    check_supported(args)
+    os.makedirs(a.runs_dir, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    ratios = []
+    for seed in a.seeds:
+        seeded = [*flags, "--seed", str(seed)]
+        before = set(glob.glob(os.path.join(a.runs_dir, "runs", "*")))
+        ours = subprocess.run(
+            [sys.executable, os.path.join(ROOT, f"{a.script}.py"), *seeded],
+            env=env,
+            cwd=a.runs_dir,
+            capture_output=True,
+            text=True,
+        )
+        if ours.returncode != 0:
+            print(f"ours failed (seed {seed}):\n{ours.stderr[-2000:]}")
+            return 1
+        (run_dir,) = set(glob.glob(os.path.join(a.runs_dir, "runs", "*"))) - before
+        peer = subprocess.run(
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                a.script,
+                "--worker",
+                "--runs-dir",
+                a.runs_dir,
+                "--",
+                *seeded,
+            ],
+            env=env,
+            cwd=a.runs_dir,
+            capture_output=True,
+            text=True,
+        )
+        if peer.returncode != 0:
+            print(f"SB3 failed (seed {seed}):\n{peer.stderr[-2000:]}")
+            return 1
+        ours_sps = last_sps(run_dir)
+        sb3_sps = json.loads(peer.stdout.strip().splitlines()[-1])["sps"]
+        ratios.append(ours_sps / sb3_sps)
+        print(
+            f"seed {seed}: ours {ours_sps:.0f} SPS, SB3 {sb3_sps:.0f} SPS, ratio {ratios[-1]:.2f}",
+            flush=True,
+        )
+    print(
+        f"speed ratio ours / SB3: median {np.median(ratios):.2f} "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f}) over {len(ratios)} pairs"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Tests of benchmarks/: the sweep runner (local processes and a real local Ray head), the report
+maker on event files of a real tiny run, and the SB3 peer comparison."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import peers  # noqa: E402
+import report  # noqa: E402
+import run  # noqa: E402
+
+TINY = [
+    "--total-timesteps",
+    "300",
+    "--learning-starts",
+    "200",
+    "--batch-size",
+    "32",
+    "--hidden-sizes",
+    "32",
+    "32",
+    "--buffer-size",
+    "1000",
+    "--eval-frequency",
+    "0",
+    "--eval-episodes",
+    "1",
+]
+
+
+def test_runner_runs_each_combination_and_reports_a_failure_without_stopping(tmp_path, capsys):
+    status = run.main(
+        [
+            "--scripts",
+            "td3_continuous",
+            "--env-ids",
+            "Pendulum-v1",
+            "Pendulum-v99",
+            "--seeds",
+            "1",
+            "2",
+            "--workers",
+            "2",
+            "--runs-dir",
+            str(tmp_path),
+            "--",
+            *TINY,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "2 of 4 runs succeeded" in out
+    assert out.count("FAILED") == 2 and "--env-id Pendulum-v99" in out
+    assert "did you mean Pendulum-v1" in out  # the failed run's log tail is shown
+    names = sorted(os.listdir(tmp_path / "runs"))
+    assert [n.split("__")[0] + "__" + n.split("__")[2] for n in names] == [
+        "Pendulum-v1__1",
+        "Pendulum-v1__2",
+    ]
+    for seed in (1, 2):
+        log = (tmp_path / "logs" / f"td3_continuous__Pendulum-v1__{seed}.log").read_text()
+        assert log.startswith(sys.executable) and "evaluation return" in log
+
+
+def test_track_puts_runs_in_one_project_grouped_and_tagged(tmp_path):
+    parser_args = [
+        "--scripts",
+        "ddpg_continuous",
+        "--env-ids",
+        "Pendulum-v1",
+        "--seeds",
+        "3",
+        "--track",
+        "--wandb-project-name",
+        "bench",
+        "--runs-dir",
+        str(tmp_path),
+    ]
+    import argparse
+
+    a = argparse.Namespace(
+        scripts=["ddpg_continuous"],
+        env_ids=["Pendulum-v1"],
+        seeds=[3],
+        track=True,
+        wandb_project_name="bench",
+        runs_dir=str(tmp_path),
+        threads=1,
+    )
+    (planned,) = run.plan(a, ["--total-timesteps", "10"])
+    assert planned.cmd[-3:] == ["--track", "--wandb-project-name", "bench"]
+    assert planned.env["WANDB_RUN_GROUP"] == "ddpg_continuous__Pendulum-v1"
+    assert planned.env["WANDB_TAGS"].startswith("commit-")
+    assert planned.env["OMP_NUM_THREADS"] == "1"
+    assert parser_args  # the same flags the command line takes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_runner_on_a_local_ray_head(tmp_path, capsys):
+    ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    port = free_port()
+    start = [
+        ray_cli,
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+    ]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    try:
+        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+        status = run.main(
+            [
+                "--scripts",
+                "td3_continuous",
+                "--env-ids",
+                "Pendulum-v1",
+                "--seeds",
+                "1",
+                "2",
+                "--ray-address",
+                f"127.0.0.1:{port}",
+                "--runs-dir",
+                str(tmp_path),
+                "--",
+                *TINY,
+            ]
+        )
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "on Ray at 127.0.0.1" in out and "2 of 2 runs succeeded" in out
+    assert len(os.listdir(tmp_path / "runs")) == 2
+
+
+def test_report_plots_and_tabulates_the_runs_numbers(tmp_path, monkeypatch):
+    import td3_continuous as td3
+
+    monkeypatch.chdir(tmp_path)
+    summaries = [
+        td3.train(
+            td3.Args(
+                env_id="Pendulum-v1",
+                seed=seed,
+                total_timesteps=400,
+                learning_starts=200,
+                batch_size=32,
+                hidden_sizes=(32, 32),
+                buffer_size=1000,
+                eval_frequency=200,
+                eval_episodes=2,
+            )
+        )
+        for seed in (1, 2)
+    ]
+    peer = tmp_path / "peer.jsonl"
+    peer.write_text('{"step": 200, "eval_mean": -1000.0}\n{"step": 400, "eval_mean": -900.0}\n')
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "report.py",
+            "--runs-dir",
+            "runs",
+            "--out",
+            "out",
+            "--name",
+            "t",
+            "--at",
+            "200",
+            "--peer",
+            f"Peer={peer}",
+            "--peer-env",
+            "Pendulum-v1",
+        ],
+    )
+    report.main()
+    assert (tmp_path / "out" / "Pendulum-v1.png").stat().st_size > 10_000
+    table = (tmp_path / "out" / "t.md").read_text()
+    finals = np.array([np.mean(s["eval_returns"]) for s in summaries])
+    first_evals = [s["eval_history"][0][1] for s in summaries]
+    (row,) = [line for line in table.splitlines() if "td3_continuous" in line]
+    assert f"{finals.mean():.1f} +- {finals.std():.1f}" in row
+    assert f"{np.mean(first_evals):.1f}" in row  # the evaluation at 200 steps
+    assert "| Pendulum-v1 | Peer (peer) | 1 | 400 | -900.0 |" in table
+    csv_rows = (tmp_path / "out" / "t_curves.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + 2 * 2  # header, two evaluations for each seed
+
+
+def test_report_statistics():
+    assert report.iqm(np.array([0.0, 1.0, 2.0, 3.0, 100.0])) == pytest.approx(2.0)
+    lo, hi = report.bootstrap_ci(np.array([1.0, 2.0, 3.0]), np.random.default_rng(0))
+    assert 1.0 <= lo < 2.0 < hi <= 3.0
+
+
+def test_peers_run_ours_and_sb3_interleaved_with_the_same_keys(tmp_path, capsys):
+    status = peers.main(
+        [
+            "td3_continuous",
+            "--seeds",
+            "1",
+            "--runs-dir",
+            str(tmp_path),
+            "--",
+            "--env-id",
+            "Pendulum-v1",
+            *TINY,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "speed ratio ours / SB3: median" in out
+    names = sorted(os.listdir(tmp_path / "runs"))
+    assert [n.split("__")[1] for n in names] == ["sb3_td3", "td3_continuous"]
+    scalars = report.read_run(str(tmp_path / "runs" / names[0]))
+    assert {"charts/SPS", "eval/episodic_return", "charts/episodic_return"} <= set(scalars)
+
+
+def test_peers_refuse_options_sb3_lacks():
+    _, args = peers.parse_script_args("td3_continuous", ["--per", "--layer-norm"])
+    with pytest.raises(SystemExit, match="no equivalent of --per, --layer-norm"):
+        peers.check_supported(args)
