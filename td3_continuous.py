@@ -204,6 +204,9 @@ def mlp(sizes: list[int], layer_norm: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+# --- end shared: mlp ---
+
+
 class Actor(nn.Module):
     """Deterministic policy mu(s): tanh squashed, then scaled to each action dimension's bounds."""
 
@@ -220,9 +223,6 @@ class Actor(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(obs)) * self.action_scale + self.action_bias
-
-
-# --- end shared: mlp ---
 
 
 class TwinQNetwork(nn.Module):
@@ -522,7 +522,6 @@ def crossed(step: int, increment: int, every: int) -> bool:
 # --- end shared: checkpoint ---
 
 
-# --- shared: train_setup ---
 LOG_EVERY = 1_000
 """transitions between loss logs (each costs a host-device sync)"""
 SESSION_FIELDS = [
@@ -538,6 +537,7 @@ SESSION_FIELDS = [
 """fields a resumed run takes from the command line; all others come from its checkpoint"""
 
 
+# --- shared: seeding ---
 def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
     """Seeds random, numpy and torch; returns the generator this script draws its own noise from."""
     random.seed(seed)
@@ -548,6 +548,9 @@ def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
     return np.random.default_rng(seed)
+
+
+# --- end shared: seeding ---
 
 
 def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
@@ -576,12 +579,13 @@ def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
     return envs
 
 
+# --- shared: log_hyperparameters ---
 def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
     rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
 
 
-# --- end shared: train_setup ---
+# --- end shared: log_hyperparameters ---
 
 
 def train(args: Args) -> dict:
