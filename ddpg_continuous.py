@@ -395,15 +395,15 @@ def update_actor(obs, actor, actor_target, qf, qf_target, actor_optimizer, args:
 
 
 # --- shared: evaluate ---
-def evaluate(actor: Actor, args: Args, device, video_dir: str | None = None, prefix: str = "eval"):
-    """Runs args.eval_episodes episodes of mu(s), without exploration noise, on an env of its own;
-    returns their undiscounted returns."""
+def evaluate(policy: nn.Module, args: Args, device, video_dir: str | None = None, prefix="eval"):
+    """Runs args.eval_episodes episodes of the deterministic policy (no exploration noise) on an
+    env of its own; returns their undiscounted returns."""
     env = make_env(args.env_id, args.seed + 10_000, video_dir, prefix)()
     returns: list[float] = []
     obs, _ = env.reset(seed=args.seed + 10_000)
     while len(returns) < args.eval_episodes:
         with torch.no_grad():
-            action = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
+            action = policy(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
         obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
         if terminated or truncated:
             returns.append(float(info["episode"]["r"]))

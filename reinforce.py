@@ -1,0 +1,638 @@
+"""REINFORCE: Monte Carlo policy gradient, for discrete (categorical) or continuous (Gaussian) actions.
+
+Each update collects `episodes_per_update` complete episodes with the current policy and takes one
+gradient step on -sum_t log pi(a_t | s_t) * G_t, averaged over the episodes (Williams 1992,
+https://doi.org/10.1007/BF00992696). The credit each action gets is a flag, so its effect can be
+measured: rewards-to-go (G_t counts only rewards from t on) or the whole episode's return, the
+discount gamma, normalization of the returns across the batch, and a learned state-value baseline
+(G_t - V(s_t)).
+
+Episodes and vector envs: each of the `num_envs` envs contributes `episodes_per_update / num_envs`
+complete episodes to a batch. An env that has finished its share keeps stepping until every env
+has finished its own; those extra steps are thrown away (they still count as environment steps),
+and every env is reset before the next batch. So no episode is cut short or carried over to the
+next policy, and the batch is not biased toward short episodes, as "the first m episodes to end"
+would be. A truncated episode (time limit) bootstraps its returns from V(final observation) when
+the baseline is on; without a value function its returns stop at the truncation.
+
+Usage: python reinforce.py --env-id CartPole-v1
+"""
+
+import difflib
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+
+import gymnasium as gym
+import numpy as np
+import pybullet_envs_gymnasium  # noqa: F401  (registers the Bullet envs)
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """name of this experiment (part of the run name)"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environments"""
+    torch_deterministic: bool = True
+    """make torch deterministic (two seeded CPU runs give identical returns)"""
+    cuda: bool = True
+    """use CUDA when available"""
+    track: bool = False
+    """log to Weights & Biases"""
+    wandb_project_name: str = "single-file-rl"
+    """the W&B project"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of evaluation episodes to videos/{run_name}/"""
+    save_model: bool = False
+    """write a checkpoint to runs/{run_name}/{exp_name}.pt at the end (and on Ctrl-C or SIGTERM)"""
+    checkpoint_frequency: int = 0
+    """also write the checkpoint every this many transitions (0: only at the end)"""
+    resume: str | None = None
+    """continue the run saved in this checkpoint (its hyperparameters and run name are kept)"""
+    eval_checkpoint: str | None = None
+    """evaluate the policy in this checkpoint (video with --capture-video), then exit"""
+    eval_frequency: int = 10_000
+    """run a deterministic evaluation every this many transitions (0: only at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+    env_id: str = "CartPole-v1"
+    """the gymnasium environment id (Discrete or Box actions)"""
+    total_timesteps: int = 200_000
+    """environment steps, summed over all environments"""
+    num_envs: int = 8
+    """parallel environments collecting episodes"""
+
+    # Algorithm specific arguments
+    episodes_per_update: int = 8
+    """complete episodes per gradient step (a multiple of num_envs)"""
+    learning_rate: float = 1e-2
+    """Adam learning rate of the policy"""
+    gamma: float = 0.99
+    """discount factor (1: no discounting)"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """hidden layer sizes of the policy and of the baseline"""
+    rewards_to_go: bool = True
+    """credit each action with the rewards after it only (else with the whole episode's return)"""
+    normalize_returns: bool = True
+    """normalize the returns (or advantages) to mean 0 and std 1 across the batch"""
+    baseline: bool = True
+    """subtract a learned state-value baseline V(s) from the returns"""
+    value_learning_rate: float = 1e-2
+    """Adam learning rate of the baseline"""
+    value_epochs: int = 5
+    """regression steps of the baseline toward the returns, per batch"""
+    log_std_init: float = 0.0
+    """initial log standard deviation of a Gaussian policy (continuous actions)"""
+
+
+# --- shared: make_env ---
+def check_env_id(env_id: str) -> None:
+    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
+
+
+def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
+    """Returns a thunk that builds one seeded env recording episode statistics and, given a
+    video_dir, a video of its first episode."""
+
+    def thunk() -> gym.Env:
+        if video_dir is not None:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(
+                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
+            )
+        else:
+            env = gym.make(env_id)
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        env.action_space.seed(seed)
+        env.observation_space.seed(seed)
+        return env
+
+    return thunk
+
+
+# --- end shared: make_env ---
+
+
+# --- shared: mlp ---
+def mlp(sizes: list[int], layer_norm: bool) -> nn.Sequential:
+    """Linear layers with ReLU (after a parameter-free LayerNorm if asked) between them."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 2:
+            if layer_norm:
+                layers.append(nn.LayerNorm(fan_out, elementwise_affine=False))
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+# --- end shared: mlp ---
+
+
+def validate_args(args: Args) -> None:
+    """Raises ValueError naming the flag and the fix before anything is built."""
+    positive = ["total_timesteps", "num_envs", "eval_episodes", "episodes_per_update"]
+    for name in positive + ["learning_rate", "value_learning_rate"]:
+        if not getattr(args, name) > 0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+            )
+    for name in ["checkpoint_frequency", "eval_frequency", "value_epochs"]:
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not all(h > 0 for h in args.hidden_sizes):
+        raise ValueError(f"--hidden-sizes must all be positive, got {args.hidden_sizes}")
+    if not 0.0 <= args.gamma <= 1.0:
+        raise ValueError(f"--gamma must be in [0, 1], got {args.gamma}")
+    if args.episodes_per_update % args.num_envs:
+        raise ValueError(
+            f"--episodes-per-update {args.episodes_per_update} must be a multiple of --num-envs "
+            f"{args.num_envs}, so every env contributes the same number of episodes"
+        )
+
+
+class Policy(nn.Module):
+    """pi(a | s): categorical over logits for Discrete actions; for Box actions a diagonal Gaussian
+    whose log standard deviation is a learned parameter independent of the state. Called directly,
+    it gives the deterministic action used in evaluation: the most likely action, or the mean
+    clipped to the action bounds."""
+
+    def __init__(self, obs_dim: int, action_space: gym.Space, args: Args):
+        super().__init__()
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        n_out = int(action_space.n) if self.discrete else action_space.shape[0]
+        self.net = mlp([obs_dim, *args.hidden_sizes, n_out], layer_norm=False)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((n_out,), args.log_std_init))
+            self.register_buffer("action_low", torch.as_tensor(action_space.low).float())
+            self.register_buffer("action_high", torch.as_tensor(action_space.high).float())
+
+    def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        out = self.net(obs)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out)
+        return torch.distributions.Independent(
+            torch.distributions.Normal(out, self.log_std.exp()), 1
+        )
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.net(obs)
+        return out.argmax(-1) if self.discrete else out.clamp(self.action_low, self.action_high)
+
+
+def episode_returns(rewards: np.ndarray, gamma: float, rewards_to_go: bool, bootstrap: float = 0.0):
+    """The return credited to each step of one episode.
+
+    Rewards to go: G_t = r_t + gamma * G_{t+1}, with G_T = bootstrap (V of the final observation of
+    a truncated episode, else 0). Otherwise every step gets the whole episode's return G_0.
+    """
+    returns = np.empty(len(rewards))
+    running = bootstrap
+    for t in reversed(range(len(rewards))):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns if rewards_to_go else np.full(len(rewards), returns[0])
+
+
+def collect_episodes(envs, policy: Policy, value: nn.Module, args: Args, device, seed: int):
+    """Runs the policy until every env has finished its share of episodes (see the module
+    docstring); returns the episodes (obs, actions, rewards, bootstrap, return) and the number of
+    environment steps taken, thrown-away ones included."""
+    share = args.episodes_per_update // args.num_envs
+    finished = np.zeros(args.num_envs, dtype=int)
+    current = [{"obs": [], "actions": [], "rewards": []} for _ in range(args.num_envs)]
+    episodes, steps = [], 0
+    obs, _ = envs.reset(seed=seed)
+    while (finished < share).any():
+        with torch.no_grad():
+            actions = policy.dist(torch.as_tensor(obs, dtype=torch.float32, device=device)).sample()
+        actions = actions.cpu().numpy()
+        step_actions = (
+            actions
+            if policy.discrete
+            else actions.clip(envs.single_action_space.low, envs.single_action_space.high)
+        )
+        next_obs, rewards, terminations, truncations, infos = envs.step(step_actions)
+        steps += args.num_envs
+        for i in np.flatnonzero(finished < share):
+            current[i]["obs"].append(obs[i])
+            current[i]["actions"].append(actions[i])
+            current[i]["rewards"].append(rewards[i])
+            if terminations[i] or truncations[i]:
+                bootstrap = 0.0
+                if truncations[i] and not terminations[i] and args.baseline:
+                    final = torch.as_tensor(
+                        infos["final_obs"][i], dtype=torch.float32, device=device
+                    )
+                    with torch.no_grad():
+                        bootstrap = value(final).item()
+                ep = {k: np.array(v) for k, v in current[i].items()}
+                ep.update(bootstrap=bootstrap, episodic_return=float(ep["rewards"].sum()))
+                episodes.append(ep)
+                finished[i] += 1
+                current[i] = {"obs": [], "actions": [], "rewards": []}
+        obs = next_obs
+    return episodes, steps
+
+
+def update(
+    episodes: list[dict],
+    policy: Policy,
+    value: nn.Module,
+    policy_optimizer,
+    value_optimizer,
+    args: Args,
+    device,
+) -> dict[str, torch.Tensor]:
+    """One policy-gradient step on the batch, then the baseline's regression; returns the losses."""
+    to_tensor = lambda x: torch.as_tensor(np.concatenate(x), dtype=torch.float32, device=device)
+    obs = to_tensor([ep["obs"] for ep in episodes])
+    actions = to_tensor([ep["actions"] for ep in episodes])
+    returns = to_tensor(
+        [
+            episode_returns(ep["rewards"], args.gamma, args.rewards_to_go, ep["bootstrap"])
+            for ep in episodes
+        ]
+    )
+    if policy.discrete:
+        actions = actions.long()
+    advantages = returns
+    if args.baseline:
+        with torch.no_grad():
+            advantages = returns - value(obs).squeeze(-1)
+    if args.normalize_returns and len(advantages) > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    dist = policy.dist(obs)
+    # grad J = E_tau[sum_t grad log pi(a_t | s_t) * A_t]: the sum over steps, the mean over episodes
+    policy_loss = -(dist.log_prob(actions) * advantages).sum() / len(episodes)
+    policy_optimizer.zero_grad(set_to_none=True)
+    policy_loss.backward()
+    policy_optimizer.step()
+    losses = {"policy_loss": policy_loss.detach(), "entropy": dist.entropy().mean().detach()}
+    for _ in range(args.value_epochs if args.baseline else 0):
+        value_loss = (value(obs).squeeze(-1) - returns).pow(2).mean()
+        value_optimizer.zero_grad(set_to_none=True)
+        value_loss.backward()
+        value_optimizer.step()
+        losses["value_loss"] = value_loss.detach()
+    return losses
+
+
+# --- shared: evaluate ---
+def evaluate(policy: nn.Module, args: Args, device, video_dir: str | None = None, prefix="eval"):
+    """Runs args.eval_episodes episodes of the deterministic policy (no exploration noise) on an
+    env of its own; returns their undiscounted returns."""
+    env = make_env(args.env_id, args.seed + 10_000, video_dir, prefix)()
+    returns: list[float] = []
+    obs, _ = env.reset(seed=args.seed + 10_000)
+    while len(returns) < args.eval_episodes:
+        with torch.no_grad():
+            action = policy(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
+        obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
+        if terminated or truncated:
+            returns.append(float(info["episode"]["r"]))
+            obs, _ = env.reset()
+    env.close()
+    return returns
+
+
+# --- end shared: evaluate ---
+
+
+# --- shared: checkpoint ---
+def rng_states(rng: np.random.Generator) -> dict:
+    """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
+    version, mt_state, gauss = random.getstate()
+    state = {"python": [version, list(mt_state), gauss], "numpy": rng.bit_generator.state}
+    state["torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_states(state: dict, rng: np.random.Generator) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
+    """Writes atomically (temporary file, then os.replace). Refuses non-finite weights, so the last
+    good checkpoint stays; returns whether it wrote."""
+    if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
+        print(f"warning: non-finite weights; not writing {path}, which keeps the last good one")
+        return False
+    torch.save(state, f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
+    return True
+
+
+def load_checkpoint(path: str) -> dict:
+    """Reads a checkpoint with weights_only=True; clear errors for a missing or unreadable file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist; check the path given")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(
+            f"checkpoint {path} could not be read ({type(e).__name__}); the file "
+            "is corrupt or not a checkpoint of this script"
+        ) from None
+
+
+def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
+    """load_state_dict with an error that says why a checkpoint does not fit."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:
+        raise ValueError(
+            f"checkpoint {path} does not fit the {name} network of these arguments "
+            "(other --hidden-sizes, --env-id or script?)"
+        ) from None
+
+
+class StopRequest:
+    """Turns Ctrl-C and SIGTERM into a flag the loop checks once per step, so a run stops at a
+    clean point and saves its checkpoint."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self.handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def crossed(step: int, increment: int, every: int) -> bool:
+    """Whether the step counter passed a multiple of `every` in its last increment."""
+    return every > 0 and step // every != (step - increment) // every
+
+
+# --- end shared: checkpoint ---
+
+
+# --- shared: seeding ---
+def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
+    """Seeds random, numpy and torch; returns the generator this script draws its own noise from."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+    if torch_deterministic and use_cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    return np.random.default_rng(seed)
+
+
+# --- end shared: seeding ---
+
+
+# --- shared: log_hyperparameters ---
+def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
+    rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+
+
+# --- end shared: log_hyperparameters ---
+
+
+SESSION_FIELDS = [
+    "resume",
+    "total_timesteps",
+    "cuda",
+    "track",
+    "save_model",
+    "checkpoint_frequency",
+    "capture_video",
+]
+"""fields a resumed run takes from the command line; all others come from its checkpoint"""
+
+
+def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
+    """The training envs; raises ValueError for action spaces other than Discrete or bounded Box."""
+    check_env_id(args.env_id)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    space = envs.single_action_space
+    bounded = isinstance(space, gym.spaces.Box) and np.isfinite([space.low, space.high]).all()
+    if not (isinstance(space, gym.spaces.Discrete) or bounded):
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has a {space} action space; this script needs "
+            "Discrete or bounded Box actions"
+        )
+    if len(envs.single_observation_space.shape) != 1:
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has {envs.single_observation_space.shape}-shaped "
+            "observations; this script needs flat vector observations"
+        )
+    return envs
+
+
+def train(args: Args) -> dict:
+    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
+    validate_args(args)
+    if args.eval_checkpoint:
+        return evaluate_checkpoint(args)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    if ckpt is not None:
+        session = {name: getattr(args, name) for name in SESSION_FIELDS}
+        args = Args(**{**ckpt["args"], **session})
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_vector_env(args)
+    obs_dim = envs.single_observation_space.shape[0]
+    policy = Policy(obs_dim, envs.single_action_space, args).to(device)
+    value = mlp([obs_dim, *args.hidden_sizes, 1], layer_norm=False).to(device)
+    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
+    value_optimizer = torch.optim.Adam(value.parameters(), lr=args.value_learning_rate)
+
+    networks = {"policy": policy, "value": value}
+    optimizers = {"policy_optimizer": policy_optimizer, "value_optimizer": value_optimizer}
+    global_step, update_count = 0, 0
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    wandb_id = None
+    if ckpt is not None:
+        for name, module in networks.items():
+            load_weights(module, ckpt[name], args.resume, name)
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(ckpt[name])
+        set_rng_states(ckpt["rng"], rng)
+        global_step, update_count = ckpt["global_step"], ckpt["update_count"]
+        run_name, wandb_id = ckpt["run_name"], ckpt["wandb_id"]
+    run_dir = os.path.join("runs", run_name)
+    checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+    if args.track:
+        import wandb
+
+        wandb_id = wandb_id or uuid.uuid4().hex[:12]
+        os.makedirs(run_dir, exist_ok=True)
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            config=vars(args),
+            name=run_name,
+            id=wandb_id,
+            resume="allow",
+            sync_tensorboard=True,
+            save_code=True,
+            dir=run_dir,
+        )
+    writer = SummaryWriter(run_dir)
+    log_hyperparameters(writer, args)
+
+    def write_checkpoint() -> None:
+        state = {name: module.state_dict() for name, module in {**networks, **optimizers}.items()}
+        state.update(args=asdict(args), run_name=run_name, wandb_id=wandb_id, rng=rng_states(rng))
+        state.update(global_step=global_step, update_count=update_count)
+        save_checkpoint(checkpoint_path, state, list(networks.values()))
+
+    video_dir = os.path.join("videos", run_name) if args.capture_video else None
+    stop = StopRequest()
+    bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
+    episodic_returns: list[float] = []
+    eval_history: list[tuple[int, float]] = []
+    start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
+    try:
+        while global_step < args.total_timesteps and not stop.requested:
+            episodes, steps = collect_episodes(
+                envs, policy, value, args, device, seed=args.seed + global_step
+            )
+            losses = update(
+                episodes, policy, value, policy_optimizer, value_optimizer, args, device
+            )
+            global_step += steps
+            update_count += 1
+            bar.update(steps)
+            for ep in episodes:
+                episodic_returns.append(ep["episodic_return"])
+                writer.add_scalar("charts/episodic_return", ep["episodic_return"], global_step)
+                writer.add_scalar("charts/episodic_length", len(ep["rewards"]), global_step)
+            for name, loss in losses.items():
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"losses/{name} is {loss.item()} at step {global_step}; "
+                        "stopping (try a lower --learning-rate)"
+                    )
+                writer.add_scalar(f"losses/{name}", loss.item(), global_step)
+            sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            recent = np.mean(episodic_returns[-args.episodes_per_update :])
+            bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
+            if bar.disable and crossed(global_step, steps, max(args.total_timesteps // 20, 1)):
+                print(
+                    f"step {global_step}/{args.total_timesteps} sps {sps:.0f} "
+                    f"return(last batch) {recent:.1f}",
+                    flush=True,
+                )
+            if (
+                crossed(global_step, steps, args.eval_frequency)
+                and global_step < args.total_timesteps
+            ):
+                eval_start = time.perf_counter()
+                returns = evaluate(policy, args, device, video_dir, f"eval_step{global_step}")
+                eval_history.append((global_step, float(np.mean(returns))))
+                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+                eval_seconds += time.perf_counter() - eval_start
+            if args.save_model and crossed(global_step, steps, args.checkpoint_frequency):
+                write_checkpoint()
+    finally:
+        stop.restore()
+        bar.close()
+        envs.close()
+
+    eval_returns: list[float] = []
+    if not stop.requested:
+        eval_returns = evaluate(policy, args, device, video_dir, f"eval_step{global_step}")
+        eval_history.append((global_step, float(np.mean(eval_returns))))
+        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
+        print(
+            f"step {global_step}: evaluation return {np.mean(eval_returns):.1f} "
+            f"+- {np.std(eval_returns):.1f} over {len(eval_returns)} episodes",
+            flush=True,
+        )
+    if args.save_model:
+        write_checkpoint()
+    elapsed = time.perf_counter() - start_time - eval_seconds
+    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
+    writer.close()
+    if args.track:
+        wandb.finish()
+    return {
+        "global_step": global_step,
+        "update_count": update_count,
+        "episodic_returns": episodic_returns,
+        "eval_returns": eval_returns,
+        "eval_history": eval_history,
+        "sps": (global_step - start_step) / max(elapsed, 1e-9),
+        "run_dir": run_dir,
+        "checkpoint": checkpoint_path if args.save_model else None,
+        "interrupted": stop.requested,
+    }
+
+
+def evaluate_checkpoint(args: Args) -> dict:
+    """--eval-checkpoint: load a policy, evaluate it (recording it with --capture-video), return."""
+    ckpt = load_checkpoint(args.eval_checkpoint)
+    saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_vector_env(saved)
+    policy = Policy(envs.single_observation_space.shape[0], envs.single_action_space, saved)
+    envs.close()
+    load_weights(policy, ckpt["policy"], args.eval_checkpoint, "policy")
+    video_dir = os.path.join("videos", ckpt["run_name"]) if args.capture_video else None
+    returns = evaluate(policy.to(device), saved, device, video_dir, "eval_checkpoint")
+    print(
+        f"{args.eval_checkpoint}: evaluation return {np.mean(returns):.1f} "
+        f"+- {np.std(returns):.1f} over {len(returns)} episodes"
+    )
+    return {
+        "global_step": ckpt["global_step"],
+        "episodic_returns": [],
+        "eval_returns": returns,
+        "sps": 0.0,
+        "run_dir": os.path.join("runs", ckpt["run_name"]),
+    }
+
+
+if __name__ == "__main__":
+    try:
+        summary = train(tyro.cli(Args))
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(130 if summary.get("interrupted") else 0)
