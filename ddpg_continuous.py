@@ -185,15 +185,15 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
 
 
 # --- shared: mlp ---
-def mlp(sizes: list[int], layer_norm: bool) -> nn.Sequential:
-    """Linear layers with ReLU (after a parameter-free LayerNorm if asked) between them."""
+def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Linear layers with an activation (after a parameter-free LayerNorm if asked) between them."""
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(fan_in, fan_out))
         if i < len(sizes) - 2:
             if layer_norm:
                 layers.append(nn.LayerNorm(fan_out, elementwise_affine=False))
-            layers.append(nn.ReLU())
+            layers.append(activation())
     return nn.Sequential(*layers)
 
 
@@ -530,6 +530,23 @@ def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.
 # --- end shared: seeding ---
 
 
+# --- shared: run_name ---
+def new_run_name(args: Args) -> str:
+    """{env_id}__{exp_name}__{seed}__{unix time}, claiming runs/{run_name}/ at once; a time already
+    taken (two runs started in the same second) moves on by a second, so runs never share one."""
+    stamp = int(time.time())
+    while True:
+        run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{stamp}"
+        try:
+            os.makedirs(os.path.join("runs", run_name))
+            return run_name
+        except FileExistsError:
+            stamp += 1
+
+
+# --- end shared: run_name ---
+
+
 def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
     """The training envs; raises ValueError when the action space is not a bounded Box."""
     check_env_id(args.env_id)
@@ -598,7 +615,6 @@ def train(args: Args) -> dict:
     networks = {"actor": actor, "actor_target": actor_target, "qf": qf, "qf_target": qf_target}
     optimizers = {"actor_optimizer": actor_optimizer, "q_optimizer": q_optimizer}
     global_step, update_count, pending_updates = 0, 0, 0.0
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     wandb_id = None
     if ckpt is not None:
         for name, module in networks.items():
@@ -611,12 +627,9 @@ def train(args: Args) -> dict:
         ou.x = ckpt["ou_x"].numpy().copy()
         param_noise.std = ckpt["param_noise_std"]
         global_step, update_count = ckpt["global_step"], ckpt["update_count"]
-        pending_updates, run_name, wandb_id = (
-            ckpt["pending_updates"],
-            ckpt["run_name"],
-            ckpt["wandb_id"],
-        )
+        pending_updates, wandb_id = ckpt["pending_updates"], ckpt["wandb_id"]
     param_noise.perturb(actor)
+    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
     run_dir = os.path.join("runs", run_name)
     checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
     if args.track:

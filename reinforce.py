@@ -130,15 +130,15 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
 
 
 # --- shared: mlp ---
-def mlp(sizes: list[int], layer_norm: bool) -> nn.Sequential:
-    """Linear layers with ReLU (after a parameter-free LayerNorm if asked) between them."""
+def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Linear layers with an activation (after a parameter-free LayerNorm if asked) between them."""
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(fan_in, fan_out))
         if i < len(sizes) - 2:
             if layer_norm:
                 layers.append(nn.LayerNorm(fan_out, elementwise_affine=False))
-            layers.append(nn.ReLU())
+            layers.append(activation())
     return nn.Sequential(*layers)
 
 
@@ -415,6 +415,23 @@ def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.
 # --- end shared: seeding ---
 
 
+# --- shared: run_name ---
+def new_run_name(args: Args) -> str:
+    """{env_id}__{exp_name}__{seed}__{unix time}, claiming runs/{run_name}/ at once; a time already
+    taken (two runs started in the same second) moves on by a second, so runs never share one."""
+    stamp = int(time.time())
+    while True:
+        run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{stamp}"
+        try:
+            os.makedirs(os.path.join("runs", run_name))
+            return run_name
+        except FileExistsError:
+            stamp += 1
+
+
+# --- end shared: run_name ---
+
+
 # --- shared: log_hyperparameters ---
 def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
     rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
@@ -424,6 +441,7 @@ def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
 # --- end shared: log_hyperparameters ---
 
 
+# --- shared: on_policy_setup ---
 SESSION_FIELDS = [
     "resume",
     "total_timesteps",
@@ -460,6 +478,9 @@ def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
     return envs
 
 
+# --- end shared: on_policy_setup ---
+
+
 def train(args: Args) -> dict:
     """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
     validate_args(args)
@@ -482,7 +503,6 @@ def train(args: Args) -> dict:
     networks = {"policy": policy, "value": value}
     optimizers = {"policy_optimizer": policy_optimizer, "value_optimizer": value_optimizer}
     global_step, update_count = 0, 0
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     wandb_id = None
     if ckpt is not None:
         for name, module in networks.items():
@@ -491,7 +511,8 @@ def train(args: Args) -> dict:
             optimizer.load_state_dict(ckpt[name])
         set_rng_states(ckpt["rng"], rng)
         global_step, update_count = ckpt["global_step"], ckpt["update_count"]
-        run_name, wandb_id = ckpt["run_name"], ckpt["wandb_id"]
+        wandb_id = ckpt["wandb_id"]
+    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
     run_dir = os.path.join("runs", run_name)
     checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
     if args.track:

@@ -1,0 +1,757 @@
+"""PPO: Proximal Policy Optimization with a clipped surrogate, for discrete or continuous actions.
+
+Collects `num_steps` steps from each of `num_envs` envs, computes advantages with generalized
+advantage estimation, then takes `update_epochs` passes of minibatch gradient steps on
+-min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) + vf_coef * value loss - ent_coef * entropy
+(Schulman et al. 2017, https://arxiv.org/abs/1707.06347; GAE: https://arxiv.org/abs/1506.02438).
+Discrete actions use a categorical policy; Box actions a diagonal Gaussian with a state-independent
+log standard deviation, its samples clipped to the bounds when sent to the env.
+
+A truncated episode (time limit) bootstraps: its last reward gets gamma * V(final observation), so
+cutting an episode at a time limit is not mistaken for reaching a terminal state. Observation and
+reward normalization keep their running statistics in the agent's buffers, so checkpoints hold them
+and evaluation uses them.
+
+Usage: python ppo.py --env-id CartPole-v1
+"""
+
+import difflib
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import pybullet_envs_gymnasium  # noqa: F401  (registers the Bullet envs)
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """name of this experiment (part of the run name)"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environments"""
+    torch_deterministic: bool = True
+    """make torch deterministic (two seeded CPU runs give identical returns)"""
+    cuda: bool = True
+    """use CUDA when available"""
+    track: bool = False
+    """log to Weights & Biases"""
+    wandb_project_name: str = "single-file-rl"
+    """the W&B project"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of evaluation episodes to videos/{run_name}/"""
+    save_model: bool = False
+    """write a checkpoint to runs/{run_name}/{exp_name}.pt at the end (and on Ctrl-C or SIGTERM)"""
+    checkpoint_frequency: int = 0
+    """also write the checkpoint every this many transitions (0: only at the end)"""
+    resume: str | None = None
+    """continue the run saved in this checkpoint (its hyperparameters and run name are kept)"""
+    eval_checkpoint: str | None = None
+    """evaluate the policy in this checkpoint (video with --capture-video), then exit"""
+    eval_frequency: int = 10_000
+    """run a deterministic evaluation every this many transitions (0: only at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+    env_id: str = "CartPole-v1"
+    """the gymnasium environment id (Discrete or Box actions)"""
+    total_timesteps: int = 100_000
+    """environment steps, summed over all environments"""
+    num_envs: int = 8
+    """parallel environments collecting the rollout"""
+
+    # Algorithm specific arguments
+    num_steps: int = 32
+    """steps per env in each rollout (rollout size: num_envs * num_steps)"""
+    learning_rate: float = 1e-3
+    """Adam learning rate"""
+    anneal_lr: bool = True
+    """decay the learning rate linearly to 0 over the run"""
+    gamma: float = 0.98
+    """discount factor"""
+    gae_lambda: float = 0.8
+    """GAE lambda: 0 gives one-step TD advantages, 1 Monte Carlo ones"""
+    num_minibatches: int = 1
+    """minibatches per epoch over the rollout"""
+    update_epochs: int = 20
+    """passes over the rollout per update"""
+    norm_adv: bool = True
+    """normalize advantages within each minibatch"""
+    clip_coef: float = 0.2
+    """the surrogate clipping range epsilon"""
+    clip_vloss: bool = True
+    """clip the value update to the same range around the rollout's values"""
+    ent_coef: float = 0.0
+    """entropy bonus coefficient"""
+    vf_coef: float = 0.5
+    """value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """clip the global gradient norm to this"""
+    target_kl: float | None = None
+    """stop the update's epochs early once the approximate KL passes this (None: never)"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """hidden layer sizes of the separate policy and value networks"""
+    activation: Literal["tanh", "relu"] = "tanh"
+    """hidden activation"""
+    log_std_init: float = 0.0
+    """initial log standard deviation of the Gaussian policy (continuous actions)"""
+    normalize_obs: bool = False
+    """normalize observations with running statistics (clipped to +-obs_clip)"""
+    normalize_reward: bool = False
+    """scale rewards by the running std of the discounted return (clipped to +-reward_clip)"""
+    obs_clip: float = 10.0
+    """clip normalized observations to this"""
+    reward_clip: float = 10.0
+    """clip scaled rewards to this"""
+
+
+# --- shared: make_env ---
+def check_env_id(env_id: str) -> None:
+    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
+
+
+def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
+    """Returns a thunk that builds one seeded env recording episode statistics and, given a
+    video_dir, a video of its first episode."""
+
+    def thunk() -> gym.Env:
+        if video_dir is not None:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(
+                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
+            )
+        else:
+            env = gym.make(env_id)
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        env.action_space.seed(seed)
+        env.observation_space.seed(seed)
+        return env
+
+    return thunk
+
+
+# --- end shared: make_env ---
+
+
+# --- shared: mlp ---
+def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Linear layers with an activation (after a parameter-free LayerNorm if asked) between them."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 2:
+            if layer_norm:
+                layers.append(nn.LayerNorm(fan_out, elementwise_affine=False))
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+# --- end shared: mlp ---
+
+
+def validate_args(args: Args) -> None:
+    """Raises ValueError naming the flag and the fix before anything is built."""
+    positive = ["total_timesteps", "num_envs", "eval_episodes", "num_steps", "num_minibatches"]
+    for name in positive + ["update_epochs", "learning_rate", "max_grad_norm"]:
+        if not getattr(args, name) > 0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+            )
+    for name in ["checkpoint_frequency", "eval_frequency", "clip_coef", "ent_coef", "vf_coef"]:
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not all(h > 0 for h in args.hidden_sizes):
+        raise ValueError(f"--hidden-sizes must all be positive, got {args.hidden_sizes}")
+    for name in ["gamma", "gae_lambda"]:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}"
+            )
+    if (args.num_envs * args.num_steps) % args.num_minibatches:
+        raise ValueError(
+            f"--num-minibatches {args.num_minibatches} must divide the rollout of --num-envs x "
+            f"--num-steps = {args.num_envs * args.num_steps} transitions"
+        )
+
+
+class RunningMeanStd(nn.Module):
+    """Mean and variance of everything seen so far, updated one batch at a time (the parallel
+    formula of Chan et al.), kept in buffers so checkpoints save them with the network."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    def update(self, x: torch.Tensor) -> None:
+        x = x.to(self.mean)
+        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta, total = batch_mean - self.mean, self.count + n
+        m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
+        self.mean += delta * n / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+
+def layer_init(layer: nn.Linear, std: float) -> nn.Linear:
+    """Orthogonal weights of gain `std` and zero biases, the usual PPO initialization."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class Agent(nn.Module):
+    """Separate policy and value MLPs over normalized observations. `dist` and `value` take
+    observations already normalized (as stored in the rollout); called directly on a raw
+    observation, the agent gives the deterministic evaluation action (most likely action, or the
+    Gaussian's mean clipped to the bounds)."""
+
+    def __init__(self, obs_dim: int, action_space: gym.Space, args: Args):
+        super().__init__()
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        n_out = int(action_space.n) if self.discrete else action_space.shape[0]
+        activation = {"tanh": nn.Tanh, "relu": nn.ReLU}[args.activation]
+        self.actor = mlp([obs_dim, *args.hidden_sizes, n_out], False, activation)
+        self.critic = mlp([obs_dim, *args.hidden_sizes, 1], False, activation)
+        for net, head_std in [(self.actor, 0.01), (self.critic, 1.0)]:
+            linears = [m for m in net if isinstance(m, nn.Linear)]
+            for layer in linears:
+                layer_init(layer, head_std if layer is linears[-1] else np.sqrt(2))
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((n_out,), args.log_std_init))
+            self.register_buffer("action_low", torch.as_tensor(action_space.low).float())
+            self.register_buffer("action_high", torch.as_tensor(action_space.high).float())
+        self.obs_rms = RunningMeanStd((obs_dim,))
+        self.normalize_obs, self.obs_clip = args.normalize_obs, args.obs_clip
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.normalize_obs:
+            return obs.float()
+        z = (obs - self.obs_rms.mean) / torch.sqrt(self.obs_rms.var + 1e-8)
+        return z.clamp(-self.obs_clip, self.obs_clip).float()
+
+    def value(self, obs_n: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs_n).squeeze(-1)
+
+    def dist(self, obs_n: torch.Tensor) -> torch.distributions.Distribution:
+        out = self.actor(obs_n)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out)
+        return torch.distributions.Independent(
+            torch.distributions.Normal(out, self.log_std.exp()), 1
+        )
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.actor(self.normalize(obs))
+        return out.argmax(-1) if self.discrete else out.clamp(self.action_low, self.action_high)
+
+
+def compute_gae(rewards, values, dones, next_value, gamma: float, lam: float):
+    """Generalized advantage estimation over a rollout of shape (T, N).
+
+    dones[t] marks that the episode ended at step t (terminated or truncated; a truncated step's
+    reward already holds gamma * V(final observation)), so nothing flows across episodes:
+    delta_t = r_t + gamma * (1 - done_t) * V(s_{t+1}) - V(s_t)
+    A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1};  returns R_t = A_t + V(s_t).
+    """
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(len(rewards))):
+        next_values = next_value if t == len(rewards) - 1 else values[t + 1]
+        not_done = 1.0 - dones[t]
+        delta = rewards[t] + gamma * not_done * next_values - values[t]
+        last = delta + gamma * lam * not_done * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+def ppo_loss(
+    agent: Agent, obs_n, actions, old_logprobs, old_values, advantages, returns, args: Args
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The clipped surrogate, the (optionally clipped) value loss and the entropy bonus on one
+    minibatch; returns the total loss and its parts for logging."""
+    dist = agent.dist(obs_n)
+    logratio = dist.log_prob(actions) - old_logprobs
+    ratio = logratio.exp()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - logratio).mean()  # an unbiased, positive KL estimate
+        clip_fraction = ((ratio - 1.0).abs() > args.clip_coef).float().mean()
+    if args.norm_adv and len(advantages) > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    # L = -E[min(r A, clip(r, 1 - eps, 1 + eps) A)]: no gradient once r leaves the range in A's favour
+    clipped = ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)
+    policy_loss = torch.max(-advantages * ratio, -advantages * clipped).mean()
+    new_values = agent.value(obs_n)
+    value_loss = (new_values - returns).pow(2)
+    if args.clip_vloss:
+        v_clipped = old_values + (new_values - old_values).clamp(-args.clip_coef, args.clip_coef)
+        value_loss = torch.max(value_loss, (v_clipped - returns).pow(2))
+    value_loss = 0.5 * value_loss.mean()
+    entropy = dist.entropy().mean()
+    loss = policy_loss - args.ent_coef * entropy + args.vf_coef * value_loss
+    parts = {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": approx_kl,
+        "clipfrac": clip_fraction,
+    }
+    return loss, {k: v.detach() for k, v in parts.items()}
+
+
+# --- shared: evaluate ---
+def evaluate(policy: nn.Module, args: Args, device, video_dir: str | None = None, prefix="eval"):
+    """Runs args.eval_episodes episodes of the deterministic policy (no exploration noise) on an
+    env of its own; returns their undiscounted returns."""
+    env = make_env(args.env_id, args.seed + 10_000, video_dir, prefix)()
+    returns: list[float] = []
+    obs, _ = env.reset(seed=args.seed + 10_000)
+    while len(returns) < args.eval_episodes:
+        with torch.no_grad():
+            action = policy(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
+        obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
+        if terminated or truncated:
+            returns.append(float(info["episode"]["r"]))
+            obs, _ = env.reset()
+    env.close()
+    return returns
+
+
+# --- end shared: evaluate ---
+
+
+# --- shared: checkpoint ---
+def rng_states(rng: np.random.Generator) -> dict:
+    """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
+    version, mt_state, gauss = random.getstate()
+    state = {"python": [version, list(mt_state), gauss], "numpy": rng.bit_generator.state}
+    state["torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_states(state: dict, rng: np.random.Generator) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
+    """Writes atomically (temporary file, then os.replace). Refuses non-finite weights, so the last
+    good checkpoint stays; returns whether it wrote."""
+    if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
+        print(f"warning: non-finite weights; not writing {path}, which keeps the last good one")
+        return False
+    torch.save(state, f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
+    return True
+
+
+def load_checkpoint(path: str) -> dict:
+    """Reads a checkpoint with weights_only=True; clear errors for a missing or unreadable file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist; check the path given")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(
+            f"checkpoint {path} could not be read ({type(e).__name__}); the file "
+            "is corrupt or not a checkpoint of this script"
+        ) from None
+
+
+def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
+    """load_state_dict with an error that says why a checkpoint does not fit."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:
+        raise ValueError(
+            f"checkpoint {path} does not fit the {name} network of these arguments "
+            "(other --hidden-sizes, --env-id or script?)"
+        ) from None
+
+
+class StopRequest:
+    """Turns Ctrl-C and SIGTERM into a flag the loop checks once per step, so a run stops at a
+    clean point and saves its checkpoint."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self.handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def crossed(step: int, increment: int, every: int) -> bool:
+    """Whether the step counter passed a multiple of `every` in its last increment."""
+    return every > 0 and step // every != (step - increment) // every
+
+
+# --- end shared: checkpoint ---
+
+
+# --- shared: seeding ---
+def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
+    """Seeds random, numpy and torch; returns the generator this script draws its own noise from."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+    if torch_deterministic and use_cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    return np.random.default_rng(seed)
+
+
+# --- end shared: seeding ---
+
+
+# --- shared: run_name ---
+def new_run_name(args: Args) -> str:
+    """{env_id}__{exp_name}__{seed}__{unix time}, claiming runs/{run_name}/ at once; a time already
+    taken (two runs started in the same second) moves on by a second, so runs never share one."""
+    stamp = int(time.time())
+    while True:
+        run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{stamp}"
+        try:
+            os.makedirs(os.path.join("runs", run_name))
+            return run_name
+        except FileExistsError:
+            stamp += 1
+
+
+# --- end shared: run_name ---
+
+
+# --- shared: log_hyperparameters ---
+def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
+    rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+
+
+# --- end shared: log_hyperparameters ---
+
+
+# --- shared: on_policy_setup ---
+SESSION_FIELDS = [
+    "resume",
+    "total_timesteps",
+    "cuda",
+    "track",
+    "save_model",
+    "checkpoint_frequency",
+    "capture_video",
+]
+"""fields a resumed run takes from the command line; all others come from its checkpoint"""
+
+
+def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
+    """The training envs; raises ValueError for action spaces other than Discrete or bounded Box."""
+    check_env_id(args.env_id)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    space = envs.single_action_space
+    bounded = isinstance(space, gym.spaces.Box) and np.isfinite([space.low, space.high]).all()
+    if not (isinstance(space, gym.spaces.Discrete) or bounded):
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has a {space} action space; this script needs "
+            "Discrete or bounded Box actions"
+        )
+    if len(envs.single_observation_space.shape) != 1:
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has {envs.single_observation_space.shape}-shaped "
+            "observations; this script needs flat vector observations"
+        )
+    return envs
+
+
+# --- end shared: on_policy_setup ---
+
+
+def train(args: Args) -> dict:
+    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
+    validate_args(args)
+    if args.eval_checkpoint:
+        return evaluate_checkpoint(args)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    if ckpt is not None:
+        session = {name: getattr(args, name) for name in SESSION_FIELDS}
+        args = Args(**{**ckpt["args"], **session})
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_vector_env(args)
+    obs_dim = envs.single_observation_space.shape[0]
+    agent = Agent(obs_dim, envs.single_action_space, args).to(device)
+    return_rms = RunningMeanStd(()).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    rollout_size = args.num_envs * args.num_steps
+    minibatch_size = rollout_size // args.num_minibatches
+    num_updates = -(-args.total_timesteps // rollout_size)
+
+    networks = {"agent": agent, "return_rms": return_rms}
+    global_step, update_count = 0, 0
+    wandb_id = None
+    if ckpt is not None:
+        for name, module in networks.items():
+            load_weights(module, ckpt[name], args.resume, name)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        set_rng_states(ckpt["rng"], rng)
+        global_step, update_count = ckpt["global_step"], ckpt["update_count"]
+        wandb_id = ckpt["wandb_id"]
+    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
+    run_dir = os.path.join("runs", run_name)
+    checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+    if args.track:
+        import wandb
+
+        wandb_id = wandb_id or uuid.uuid4().hex[:12]
+        os.makedirs(run_dir, exist_ok=True)
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            config=vars(args),
+            name=run_name,
+            id=wandb_id,
+            resume="allow",
+            sync_tensorboard=True,
+            save_code=True,
+            dir=run_dir,
+        )
+    writer = SummaryWriter(run_dir)
+    log_hyperparameters(writer, args)
+
+    def write_checkpoint() -> None:
+        state = {name: module.state_dict() for name, module in networks.items()}
+        state.update(optimizer=optimizer.state_dict(), args=asdict(args), run_name=run_name)
+        state.update(wandb_id=wandb_id, rng=rng_states(rng), global_step=global_step)
+        state.update(update_count=update_count)
+        save_checkpoint(checkpoint_path, state, [agent])
+
+    # Rollout storage, (num_steps, num_envs, ...); observations as normalized when acted on.
+    act_shape = () if agent.discrete else envs.single_action_space.shape
+    obs_buf = torch.zeros((args.num_steps, args.num_envs, obs_dim), device=device)
+    actions_buf = torch.zeros((args.num_steps, args.num_envs, *act_shape), device=device)
+    logprobs_buf, rewards_buf, dones_buf, values_buf = (
+        torch.zeros((args.num_steps, args.num_envs), device=device) for _ in range(4)
+    )
+    discounted_return = np.zeros(args.num_envs)  # what reward normalization scales by
+    low, high = (getattr(envs.single_action_space, b, None) for b in ("low", "high"))
+
+    video_dir = os.path.join("videos", run_name) if args.capture_video else None
+    stop = StopRequest()
+    bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
+    episodic_returns: list[float] = []
+    eval_history: list[tuple[int, float]] = []
+    start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
+    obs, _ = envs.reset(seed=args.seed + global_step)
+    try:
+        while update_count < num_updates and not stop.requested:
+            if args.anneal_lr:
+                optimizer.param_groups[0]["lr"] = args.learning_rate * (
+                    1 - update_count / num_updates
+                )
+            for step in range(args.num_steps):
+                obs_t = torch.as_tensor(obs, device=device)
+                if args.normalize_obs:
+                    agent.obs_rms.update(obs_t)
+                with torch.no_grad():
+                    obs_n = agent.normalize(obs_t)
+                    dist = agent.dist(obs_n)
+                    action = dist.sample()
+                    logprobs_buf[step], values_buf[step] = dist.log_prob(action), agent.value(obs_n)
+                obs_buf[step], actions_buf[step] = obs_n, action
+                action = action.cpu().numpy()
+                next_obs, reward, terminations, truncations, infos = envs.step(
+                    action if agent.discrete else action.clip(low, high)
+                )
+                done = terminations | truncations
+                if args.normalize_reward:
+                    discounted_return = discounted_return * args.gamma + reward
+                    return_rms.update(torch.as_tensor(discounted_return))
+                    reward = reward / np.sqrt(return_rms.var.item() + 1e-8)
+                    reward = reward.clip(-args.reward_clip, args.reward_clip)
+                    discounted_return[done] = 0.0
+                reward = torch.as_tensor(reward, dtype=torch.float32, device=device)
+                # Time limit: the episode did not end, so its last reward carries gamma * V(s_T).
+                for i in np.flatnonzero(truncations & ~terminations):
+                    final = torch.as_tensor(infos["final_obs"][i], device=device)
+                    with torch.no_grad():
+                        reward[i] += args.gamma * agent.value(agent.normalize(final[None]))[0]
+                rewards_buf[step] = reward
+                dones_buf[step] = torch.as_tensor(done, dtype=torch.float32, device=device)
+                if "final_info" in infos:
+                    episode = infos["final_info"]["episode"]
+                    for i in np.flatnonzero(infos["final_info"]["_episode"]):
+                        episodic_returns.append(float(episode["r"][i]))
+                        writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
+                        writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
+                obs = next_obs
+                global_step += args.num_envs
+
+            with torch.no_grad():
+                next_value = agent.value(agent.normalize(torch.as_tensor(obs, device=device)))
+            advantages, returns = compute_gae(
+                rewards_buf, values_buf, dones_buf, next_value, args.gamma, args.gae_lambda
+            )
+            b_obs, b_actions = obs_buf.flatten(0, 1), actions_buf.flatten(0, 1)
+            b_logprobs, b_values = logprobs_buf.flatten(), values_buf.flatten()
+            b_advantages, b_returns = advantages.flatten(), returns.flatten()
+            for epoch in range(args.update_epochs):
+                order = torch.as_tensor(rng.permutation(rollout_size), device=device)
+                for start in range(0, rollout_size, minibatch_size):
+                    mb = order[start : start + minibatch_size]
+                    loss, parts = ppo_loss(
+                        agent,
+                        b_obs[mb],
+                        b_actions[mb],
+                        b_logprobs[mb],
+                        b_values[mb],
+                        b_advantages[mb],
+                        b_returns[mb],
+                        args,
+                    )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                if args.target_kl is not None and parts["approx_kl"] > args.target_kl:
+                    break
+            update_count += 1
+            bar.update(rollout_size)
+
+            for name, value in parts.items():
+                if not torch.isfinite(value):
+                    raise FloatingPointError(
+                        f"losses/{name} is {value.item()} at step {global_step}; "
+                        "stopping (try a lower --learning-rate)"
+                    )
+                writer.add_scalar(f"losses/{name}", value.item(), global_step)
+            writer.add_scalar("losses/epochs", epoch + 1, global_step)
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            recent = np.mean(episodic_returns[-10:]) if episodic_returns else float("nan")
+            bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
+            if bar.disable and crossed(
+                global_step, rollout_size, max(args.total_timesteps // 20, 1)
+            ):
+                print(
+                    f"step {global_step}/{args.total_timesteps} sps {sps:.0f} "
+                    f"return(last 10) {recent:.1f}",
+                    flush=True,
+                )
+            if (
+                crossed(global_step, rollout_size, args.eval_frequency)
+                and update_count < num_updates
+            ):
+                eval_start = time.perf_counter()
+                returns_ = evaluate(agent, args, device, video_dir, f"eval_step{global_step}")
+                eval_history.append((global_step, float(np.mean(returns_))))
+                writer.add_scalar("eval/episodic_return", np.mean(returns_), global_step)
+                eval_seconds += time.perf_counter() - eval_start
+            if args.save_model and crossed(global_step, rollout_size, args.checkpoint_frequency):
+                write_checkpoint()
+    finally:
+        stop.restore()
+        bar.close()
+        envs.close()
+
+    eval_returns: list[float] = []
+    if not stop.requested:
+        eval_returns = evaluate(agent, args, device, video_dir, f"eval_step{global_step}")
+        eval_history.append((global_step, float(np.mean(eval_returns))))
+        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
+        print(
+            f"step {global_step}: evaluation return {np.mean(eval_returns):.1f} "
+            f"+- {np.std(eval_returns):.1f} over {len(eval_returns)} episodes",
+            flush=True,
+        )
+    if args.save_model:
+        write_checkpoint()
+    elapsed = time.perf_counter() - start_time - eval_seconds
+    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
+    writer.close()
+    if args.track:
+        wandb.finish()
+    return {
+        "global_step": global_step,
+        "update_count": update_count,
+        "episodic_returns": episodic_returns,
+        "eval_returns": eval_returns,
+        "eval_history": eval_history,
+        "sps": (global_step - start_step) / max(elapsed, 1e-9),
+        "run_dir": run_dir,
+        "checkpoint": checkpoint_path if args.save_model else None,
+        "interrupted": stop.requested,
+    }
+
+
+def evaluate_checkpoint(args: Args) -> dict:
+    """--eval-checkpoint: load an agent with its normalization statistics, evaluate it, return."""
+    ckpt = load_checkpoint(args.eval_checkpoint)
+    saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_vector_env(saved)
+    agent = Agent(envs.single_observation_space.shape[0], envs.single_action_space, saved)
+    envs.close()
+    load_weights(agent, ckpt["agent"], args.eval_checkpoint, "agent")
+    video_dir = os.path.join("videos", ckpt["run_name"]) if args.capture_video else None
+    returns = evaluate(agent.to(device), saved, device, video_dir, "eval_checkpoint")
+    print(
+        f"{args.eval_checkpoint}: evaluation return {np.mean(returns):.1f} "
+        f"+- {np.std(returns):.1f} over {len(returns)} episodes"
+    )
+    return {
+        "global_step": ckpt["global_step"],
+        "episodic_returns": [],
+        "eval_returns": returns,
+        "sps": 0.0,
+        "run_dir": os.path.join("runs", ckpt["run_name"]),
+    }
+
+
+if __name__ == "__main__":
+    try:
+        summary = train(tyro.cli(Args))
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(130 if summary.get("interrupted") else 0)
