@@ -177,41 +177,36 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(a.runs_dir, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     ratios = []
+
+    def child(label: str, cmd: list[str]) -> str | None:
+        """Runs one side of a pair; its stdout, or None (after saying why) if it failed."""
+        out = subprocess.run(cmd, env=env, cwd=a.runs_dir, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"{label} failed (seed {seed}): {' '.join(cmd)}\n{out.stderr[-2000:]}")
+            return None
+        return out.stdout
+
     for seed in a.seeds:
         seeded = [*flags, "--seed", str(seed)]
         before = set(glob.glob(os.path.join(a.runs_dir, "runs", "*")))
-        ours = subprocess.run(
-            [sys.executable, os.path.join(ROOT, f"{a.script}.py"), *seeded],
-            env=env,
-            cwd=a.runs_dir,
-            capture_output=True,
-            text=True,
-        )
-        if ours.returncode != 0:
-            print(f"ours failed (seed {seed}):\n{ours.stderr[-2000:]}")
+        if child("ours", [sys.executable, os.path.join(ROOT, f"{a.script}.py"), *seeded]) is None:
             return 1
         (run_dir,) = set(glob.glob(os.path.join(a.runs_dir, "runs", "*"))) - before
-        peer = subprocess.run(
-            [
-                sys.executable,
-                os.path.abspath(__file__),
-                a.script,
-                "--worker",
-                "--runs-dir",
-                a.runs_dir,
-                "--",
-                *seeded,
-            ],
-            env=env,
-            cwd=a.runs_dir,
-            capture_output=True,
-            text=True,
-        )
-        if peer.returncode != 0:
-            print(f"SB3 failed (seed {seed}):\n{peer.stderr[-2000:]}")
+        peer_cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            a.script,
+            "--worker",
+            "--runs-dir",
+            a.runs_dir,
+            "--",
+            *seeded,
+        ]
+        peer_out = child("SB3", peer_cmd)
+        if peer_out is None:
             return 1
         ours_sps = last_sps(run_dir)
-        sb3_sps = json.loads(peer.stdout.strip().splitlines()[-1])["sps"]
+        sb3_sps = json.loads(peer_out.strip().splitlines()[-1])["sps"]
         ratios.append(ours_sps / sb3_sps)
         print(
             f"seed {seed}: ours {ours_sps:.0f} SPS, SB3 {sb3_sps:.0f} SPS, ratio {ratios[-1]:.2f}",
