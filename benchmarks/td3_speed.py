@@ -79,6 +79,42 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
+def interleave(script: str, variants: list[str], worker_args: list[str], pairs: int) -> dict:
+    """Runs `script --worker VARIANT worker_args` for each variant in turn, `pairs` rounds, each
+    in its own single-thread process; returns variant -> [SPS of each round]."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    results: dict[str, list[float]] = {v: [] for v in variants}
+    for round_ in range(pairs):
+        for variant in variants:
+            cmd = [sys.executable, os.path.abspath(script), "--worker", variant, *worker_args]
+            out = subprocess.run(cmd, env=env, cwd="/tmp", capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"{variant} failed:\n{out.stderr[-2000:]}")
+            sps = json.loads(out.stdout.strip().splitlines()[-1])["sps"]
+            results[variant].append(sps)
+            print(f"round {round_ + 1}: {variant:13s} {sps:7.1f} SPS", flush=True)
+    return results
+
+
+def ratio_table(results: dict[str, list[float]]) -> str:
+    """Markdown: each variant's SPS per round, median, and the ratio to SB3 round by round."""
+    import numpy as np
+
+    base = results.get("sb3")
+    lines = [
+        "| variant | SPS per run | median SPS | ratio to SB3 (median of pairs, min-max) |",
+        "|-|-|-|-|",
+    ]
+    for variant, values in results.items():
+        ratio = "-"
+        if base and variant != "sb3":
+            r = np.array(values) / np.array(base)
+            ratio = f"{np.median(r):.2f}x ({r.min():.2f}-{r.max():.2f})"
+        runs = ", ".join(f"{v:.0f}" for v in values)
+        lines.append(f"| {variant} | {runs} | {np.median(values):.1f} | {ratio} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-id", default="HopperBulletEnv-v0")
@@ -102,44 +138,8 @@ def main() -> None:
         print(json.dumps({"sps": sps}))
         return
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    results: dict[str, list[float]] = {v: [] for v in a.variants}
-    for round_ in range(a.pairs):
-        for variant in a.variants:
-            cmd = [
-                sys.executable,
-                os.path.abspath(__file__),
-                "--worker",
-                variant,
-                "--env-id",
-                a.env_id,
-                "--warmup",
-                str(a.warmup),
-                "--steps",
-                str(a.steps),
-            ]
-            out = subprocess.run(cmd, env=env, cwd="/tmp", capture_output=True, text=True)
-            if out.returncode != 0:
-                sys.exit(f"{variant} failed:\n{out.stderr[-2000:]}")
-            sps = json.loads(out.stdout.strip().splitlines()[-1])["sps"]
-            results[variant].append(sps)
-            print(f"round {round_ + 1}: {variant:13s} {sps:7.1f} SPS", flush=True)
-
-    import numpy as np
-
-    base = results.get("sb3")
-    lines = [
-        "| variant | SPS per run | median SPS | ratio to SB3 (median of pairs, min-max) |",
-        "|-|-|-|-|",
-    ]
-    for variant, values in results.items():
-        ratio = "-"
-        if base and variant != "sb3":
-            r = np.array(values) / np.array(base)
-            ratio = f"{np.median(r):.2f}x ({r.min():.2f}-{r.max():.2f})"
-        runs = ", ".join(f"{v:.0f}" for v in values)
-        lines.append(f"| {variant} | {runs} | {np.median(values):.1f} | {ratio} |")
-    table = "\n".join(lines)
+    worker_args = ["--env-id", a.env_id, "--warmup", str(a.warmup), "--steps", str(a.steps)]
+    table = ratio_table(interleave(__file__, a.variants, worker_args, a.pairs))
     print(table)
     if a.out:
         command = "python benchmarks/td3_speed.py " + " ".join(sys.argv[1:])
