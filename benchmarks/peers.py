@@ -8,8 +8,10 @@ runs/{env_id}__sb3_{algo}__{seed}__{time}, so benchmarks/report.py plots both si
 speed ratio printed at the end is the median over seeds of ours / SB3 SPS of each pair.
 
 Counterparts: td3_continuous -> SB3 TD3; ddpg_continuous -> SB3 DDPG (SB3's TD3 with one critic,
-no policy delay and no target smoothing). Options SB3 has no equivalent for (--per, --noise-type
-param, --layer-norm, --num-envs > 1) are refused rather than silently dropped.
+no policy delay and no target smoothing); ppo -> SB3 PPO (VecNormalize for our normalization
+flags). dqn_rainbow.py gets its counterpart when it exists. Options SB3 has no equivalent for
+(--per, --noise-type param, --layer-norm, --grad-clip, noise decay, several envs for TD3/DDPG) are
+refused rather than silently dropped.
 
 Usage: python benchmarks/peers.py td3_continuous --seeds 1 2 3 -- --env-id Pendulum-v1 \
            --total-timesteps 20000 --learning-starts 1000
@@ -40,36 +42,26 @@ def parse_script_args(script: str, flags: list[str]):
 
 
 def check_supported(args) -> None:
+    """Refuses options of our script that SB3's counterpart has no equivalent for."""
     unsupported = {
-        "--per": args.per,
-        "--noise-type param": args.noise_type == "param",
-        "--layer-norm": args.layer_norm,
-        "--num-envs > 1": args.num_envs > 1,
-        "--grad-clip": args.grad_clip > 0,
-        "--noise-decay-to < 1": args.noise_decay_to < 1,
+        "--per": getattr(args, "per", False),
+        "--noise-type param": getattr(args, "noise_type", "") == "param",
+        "--layer-norm": getattr(args, "layer_norm", False),
+        "--grad-clip": getattr(args, "grad_clip", 0) > 0,
+        "--noise-decay-to < 1": getattr(args, "noise_decay_to", 1) < 1,
+        "--num-envs > 1": hasattr(args, "buffer_size") and args.num_envs > 1,
     }
     bad = [flag for flag, used in unsupported.items() if used]
     if bad:
         raise SystemExit(f"error: SB3's counterpart has no equivalent of {', '.join(bad)}")
 
 
-def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
-    """Trains SB3's counterpart with our Args; returns its SPS (evaluation time excluded)."""
+def sb3_td3(script: str, args):
+    """SB3's TD3 with our Args (DDPG: one critic, no policy delay, no target smoothing)."""
     import gymnasium as gym
-    import pybullet_envs_gymnasium  # noqa: F401
-    import torch
     from stable_baselines3 import TD3
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
-    from torch.utils.tensorboard import SummaryWriter
 
-    torch.set_num_threads(1)
-    _, args = parse_script_args(script, flags)
-    check_supported(args)
-    algo = script.split("_")[0]
-    run_name = f"{args.env_id}__sb3_{algo}__{args.seed}__{int(time.time())}"
-    writer = SummaryWriter(os.path.join(runs_dir, "runs", run_name))
     env = gym.make(args.env_id)
     scale = (env.action_space.high - env.action_space.low) / 2
     zero = np.zeros(env.action_space.shape)
@@ -79,8 +71,8 @@ def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
         )
     else:
         noise = NormalActionNoise(zero, args.exploration_noise * scale)
-    td3 = algo == "td3"
-    model = TD3(
+    td3 = script == "td3_continuous"
+    return TD3(
         "MlpPolicy",
         env,
         learning_rate=args.learning_rate,
@@ -100,18 +92,90 @@ def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
         device="cpu",
     )
 
+
+def sb3_ppo(args):
+    """SB3's PPO with our Args: same rollout, epochs, minibatches, clipping (value clipping
+    included), advantage normalization, separate networks and normalization wrapper."""
+    import torch.nn as nn
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    env = make_vec_env(args.env_id, n_envs=args.num_envs, seed=args.seed)
+    if args.normalize_obs or args.normalize_reward:
+        env = VecNormalize(
+            env,
+            norm_obs=args.normalize_obs,
+            norm_reward=args.normalize_reward,
+            clip_obs=args.obs_clip,
+            clip_reward=args.reward_clip,
+            gamma=args.gamma,
+        )
+    lr = (lambda left: args.learning_rate * left) if args.anneal_lr else args.learning_rate
+    return PPO(
+        "MlpPolicy",
+        env,
+        learning_rate=lr,
+        n_steps=args.num_steps,
+        batch_size=args.num_envs * args.num_steps // args.num_minibatches,
+        n_epochs=args.update_epochs,
+        gamma=args.gamma,
+        gae_lambda=args.gae_lambda,
+        clip_range=args.clip_coef,
+        clip_range_vf=args.clip_coef if args.clip_vloss else None,
+        normalize_advantage=args.norm_adv,
+        ent_coef=args.ent_coef,
+        vf_coef=args.vf_coef,
+        max_grad_norm=args.max_grad_norm,
+        target_kl=args.target_kl,
+        seed=args.seed,
+        device="cpu",
+        policy_kwargs=dict(
+            net_arch=dict(pi=list(args.hidden_sizes), vf=list(args.hidden_sizes)),
+            activation_fn={"tanh": nn.Tanh, "relu": nn.ReLU}[args.activation],
+            log_std_init=args.log_std_init,
+        ),
+    )
+
+
+def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
+    """Trains SB3's counterpart with our Args, logging our keys; returns its SPS (evaluation time
+    excluded)."""
+    import pybullet_envs_gymnasium  # noqa: F401
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.set_num_threads(1)
+    _, args = parse_script_args(script, flags)
+    check_supported(args)
+    model = sb3_ppo(args) if script == "ppo" else sb3_td3(script, args)
+    run_name = f"{args.env_id}__sb3_{script.split('_')[0]}__{args.seed}__{int(time.time())}"
+    writer = SummaryWriter(os.path.join(runs_dir, "runs", run_name))
+
     class Logger(BaseCallback):
         """Logs our keys: episodic returns, deterministic evaluations, SPS without eval time."""
 
         def __init__(self):
             super().__init__()
-            self.start, self.eval_seconds = time.perf_counter(), 0.0
+            self.start, self.eval_seconds, self.last = time.perf_counter(), 0.0, 0
+
+        def crossed(self, every: int) -> bool:
+            return every > 0 and self.num_timesteps // every > self.last // every
 
         def evaluate(self) -> None:
             start = time.perf_counter()
+            eval_env = make_vec_env(args.env_id, n_envs=1, seed=args.seed + 10_000)
+            train_env = self.model.get_env()
+            if isinstance(train_env, VecNormalize):  # the training statistics, frozen
+                eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
+                eval_env.obs_rms = train_env.obs_rms
             returns, _ = evaluate_policy(
                 self.model,
-                gym.make(args.env_id),
+                eval_env,
                 args.eval_episodes,
                 deterministic=True,
                 return_episode_rewards=True,
@@ -131,20 +195,17 @@ def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
                     writer.add_scalar(
                         "charts/episodic_length", info["episode"]["l"], self.num_timesteps
                     )
-            if self.num_timesteps % 1000 == 0:
+            if self.crossed(1000):
                 writer.add_scalar("charts/SPS", self.sps(), self.num_timesteps)
-            if (
-                args.eval_frequency
-                and self.num_timesteps % args.eval_frequency == 0
-                and (self.num_timesteps < args.total_timesteps)
-            ):
+            if self.crossed(args.eval_frequency) and self.num_timesteps < args.total_timesteps:
                 self.evaluate()
+            self.last = self.num_timesteps
             return True
 
     logger = Logger()
     model.learn(total_timesteps=args.total_timesteps, callback=logger)
     sps = logger.sps()
-    writer.add_scalar("charts/SPS", sps, args.total_timesteps)
+    writer.add_scalar("charts/SPS", sps, logger.num_timesteps)
     logger.evaluate()
     writer.close()
     return sps
@@ -163,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("script", choices=["td3_continuous", "ddpg_continuous"])
+    parser.add_argument("script", choices=["td3_continuous", "ddpg_continuous", "ppo"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--runs-dir", default=os.path.join(ROOT, "benchmarks", "runs"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

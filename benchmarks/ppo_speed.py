@@ -60,48 +60,12 @@ def run_ours(env_id: str, steps: int) -> float:
 
 
 def run_sb3(env_id: str, steps: int) -> float:
+    """SPS of SB3's PPO over model.learn, built from the same Args as ours."""
     import pybullet_envs_gymnasium  # noqa: F401
-    import torch.nn as nn
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
+    from peers import sb3_ppo
 
-    _, a = our_args(env_id, steps)
-    env = make_vec_env(env_id, n_envs=a.num_envs, seed=a.seed)
-    if a.normalize_obs or a.normalize_reward:
-        env = VecNormalize(
-            env,
-            norm_obs=a.normalize_obs,
-            norm_reward=a.normalize_reward,
-            clip_obs=a.obs_clip,
-            clip_reward=a.reward_clip,
-            gamma=a.gamma,
-        )
-    lr = (lambda progress: a.learning_rate * progress) if a.anneal_lr else a.learning_rate
-    model = PPO(
-        "MlpPolicy",
-        env,
-        learning_rate=lr,
-        n_steps=a.num_steps,
-        batch_size=a.num_envs * a.num_steps // a.num_minibatches,
-        n_epochs=a.update_epochs,
-        gamma=a.gamma,
-        gae_lambda=a.gae_lambda,
-        clip_range=a.clip_coef,
-        clip_range_vf=a.clip_coef if a.clip_vloss else None,
-        normalize_advantage=a.norm_adv,
-        ent_coef=a.ent_coef,
-        vf_coef=a.vf_coef,
-        max_grad_norm=a.max_grad_norm,
-        target_kl=a.target_kl,
-        seed=a.seed,
-        device="cpu",
-        policy_kwargs=dict(
-            net_arch=dict(pi=list(a.hidden_sizes), vf=list(a.hidden_sizes)),
-            activation_fn={"tanh": nn.Tanh, "relu": nn.ReLU}[a.activation],
-            log_std_init=a.log_std_init,
-        ),
-    )
+    _, args = our_args(env_id, steps)
+    model = sb3_ppo(args)
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     return model.num_timesteps / (time.perf_counter() - start)

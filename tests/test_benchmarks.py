@@ -235,6 +235,36 @@ def test_peers_run_ours_and_sb3_interleaved_with_the_same_keys(tmp_path, capsys)
     assert {"charts/SPS", "eval/episodic_return", "charts/episodic_return"} <= set(scalars)
 
 
+def test_ppo_peer_logs_the_same_keys_with_normalization(tmp_path, capsys):
+    flags = [
+        "--env-id",
+        "Pendulum-v1",
+        "--total-timesteps",
+        "512",
+        "--num-envs",
+        "2",
+        "--num-steps",
+        "128",
+        "--num-minibatches",
+        "2",
+        "--update-epochs",
+        "1",
+        "--normalize-obs",
+        "--normalize-reward",
+        "--eval-frequency",
+        "256",
+        "--eval-episodes",
+        "1",
+        "--hidden-sizes",
+        "16",
+        "16",
+    ]
+    assert peers.main(["ppo", "--seeds", "1", "--runs-dir", str(tmp_path), "--", *flags]) == 0
+    (sb3_run,) = [n for n in os.listdir(tmp_path / "runs") if "__sb3_ppo__" in n]
+    scalars = report.read_run(str(tmp_path / "runs" / sb3_run))
+    assert [s for s, _ in scalars["eval/episodic_return"]] == [256, 512]
+
+
 def test_peers_refuse_options_sb3_lacks():
     _, args = peers.parse_script_args("td3_continuous", ["--per", "--layer-norm"])
     with pytest.raises(SystemExit, match="no equivalent of --per, --layer-norm"):
