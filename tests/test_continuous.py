@@ -20,32 +20,6 @@ SCRIPTS = [ddpg_continuous, td3_continuous]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class ConstantRewardEnv(gym.Env):
-    """Reward 1 every step; the observation never changes, so only bootstrapping sets Q.
-    With `terminate_at` the episode terminates there; otherwise a TimeLimit truncates it."""
-
-    def __init__(self, terminate_at: int | None = None):
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.action_space = gym.spaces.Box(np.array([-1.0, 0.0]), np.array([1.0, 4.0]), (2,))
-        self.terminate_at, self.t = terminate_at, 0
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.zeros(2, np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        terminated = self.terminate_at is not None and self.t >= self.terminate_at
-        # The true final observation differs from the reset one, so a test can tell them apart.
-        obs = np.full(2, 0.5 if terminated or self.t >= 5 else 0.0, np.float32)
-        return obs, 1.0, terminated, False, {}
-
-
-gym.register("ConstantTruncated-v0", entry_point=ConstantRewardEnv, max_episode_steps=5)
-gym.register("ConstantTerminated-v0", entry_point=ConstantRewardEnv, kwargs={"terminate_at": 5})
-
-
 def tiny(script, **overrides):
     """Arguments for a run of a few seconds."""
     base = dict(

@@ -10,34 +10,6 @@ import torch
 import ppo
 
 
-class ConstantObsEnv(gym.Env):
-    """Reward 1 a step, a constant observation, 4 steps an episode: terminated there, or truncated
-    by a TimeLimit. Only how the last step is treated sets the value of the observation."""
-
-    def __init__(self, terminate: bool = True):
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.action_space = gym.spaces.Discrete(2)
-        self.terminate, self.t = terminate, 0
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.zeros(2, np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        return np.zeros(2, np.float32), 1.0, self.terminate and self.t >= 4, False, {}
-
-
-gym.register("PPOConstantTerminated-v0", entry_point=ConstantObsEnv)
-gym.register(
-    "PPOConstantTruncated-v0",
-    entry_point=ConstantObsEnv,
-    kwargs={"terminate": False},
-    max_episode_steps=4,
-)
-
-
 def tiny(**overrides):
     base = dict(
         total_timesteps=1024,
@@ -67,7 +39,7 @@ def test_gae_matches_a_hand_worked_case_across_an_episode_end():
 
 
 @pytest.mark.parametrize(
-    "env_id, expected", [("PPOConstantTruncated-v0", 2.0), ("PPOConstantTerminated-v0", 1.53)]
+    "env_id, expected", [("DiscreteTruncated-v0", 2.0), ("DiscreteTerminated-v0", 1.53)]
 )
 def test_truncated_episodes_bootstrap_and_terminated_ones_do_not(env_id, expected, in_tmp):
     """gamma 0.5, lambda 1: with truncation V(0) = 1 + 0.5 V(0) = 2; with termination the four

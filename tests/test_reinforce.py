@@ -12,34 +12,6 @@ import torch
 import reinforce
 
 
-class FixedLengthEnv(gym.Env):
-    """Reward 1 a step; terminates after `length` steps, or is truncated there by a TimeLimit."""
-
-    def __init__(self, length: int = 4, terminate: bool = True):
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.action_space = gym.spaces.Discrete(2)
-        self.length, self.terminate, self.t = length, terminate, 0
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.zeros(2, np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        obs = np.full(2, self.t / 10, np.float32)
-        return obs, 1.0, self.terminate and self.t >= self.length, False, {}
-
-
-gym.register("FixedLengthTerminated-v0", entry_point=FixedLengthEnv)
-gym.register(
-    "FixedLengthTruncated-v0",
-    entry_point=FixedLengthEnv,
-    kwargs={"terminate": False},
-    max_episode_steps=4,
-)
-
-
 def tiny(**overrides):
     base = dict(
         total_timesteps=2000,
@@ -67,7 +39,9 @@ def test_returns_match_hand_worked_cases():
 
 def make(args):
     envs = reinforce.make_vector_env(args)
-    policy = reinforce.Policy(2 if "Fixed" in args.env_id else 4, envs.single_action_space, args)
+    policy = reinforce.Policy(
+        envs.single_observation_space.shape[0], envs.single_action_space, args
+    )
     value = reinforce.mlp([policy.net[0].in_features, *args.hidden_sizes, 1], False)
     return envs, policy, value
 
@@ -86,7 +60,7 @@ def test_batches_hold_whole_episodes_an_equal_share_from_each_env():
 
 
 @pytest.mark.parametrize(
-    "env_id, bootstraps", [("FixedLengthTerminated-v0", False), ("FixedLengthTruncated-v0", True)]
+    "env_id, bootstraps", [("DiscreteTerminated-v0", False), ("DiscreteTruncated-v0", True)]
 )
 def test_only_truncated_episodes_bootstrap_from_the_baseline(env_id, bootstraps):
     args = tiny(env_id=env_id)
@@ -103,7 +77,7 @@ def test_only_truncated_episodes_bootstrap_from_the_baseline(env_id, bootstraps)
 def sgd_step(episodes, **overrides):
     """Parameter change of one update under plain SGD (Adam would hide the gradient's scale)."""
     torch.manual_seed(0)
-    args = tiny(env_id="FixedLengthTerminated-v0", **overrides)
+    args = tiny(env_id="DiscreteTerminated-v0", **overrides)
     envs, policy, value = make(args)
     envs.close()
     with torch.no_grad():
@@ -163,7 +137,7 @@ def test_baseline_subtracts_the_value_from_the_returns():
 
 
 def test_value_regression_fits_the_returns():
-    args = tiny(env_id="FixedLengthTerminated-v0", value_epochs=200, value_learning_rate=1e-2)
+    args = tiny(env_id="DiscreteTerminated-v0", value_epochs=200, value_learning_rate=1e-2)
     envs, policy, value = make(args)
     envs.close()
     episodes = episodes_with(1.0)
