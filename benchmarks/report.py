@@ -2,7 +2,7 @@
 
 Reads every run directory `runs/{env_id}__{exp_name}__{seed}__{time}` under --runs-dir (no network,
 no W&B), groups runs by env and exp_name, and writes into --out:
-- `{env_id}.png`: deterministic-evaluation return against steps, the mean over seeds with the spread
+- `{name}_{env_id}.png`: deterministic-evaluation return against steps, the mean over seeds with the spread
   (min to max) shaded, one line per exp_name, plus any peer curves given with --peer;
 - `{name}.md`: a table of final evaluation returns (mean +- std, 95% bootstrap CI over seeds, the
   interquartile mean with 5 or more seeds), evaluation returns at chosen steps, and SPS;
@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shlex
 import sys
 from collections import defaultdict
@@ -52,14 +53,18 @@ def iqm(values: np.ndarray) -> float:
     return float(v[k : len(v) - k].mean())
 
 
-def collect(runs_dir: str) -> dict[tuple[str, str], dict[int, dict]]:
-    """(env_id, exp_name) -> seed -> {"eval": [(step, return)], "sps": float}."""
+def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int, dict]]:
+    """(env_id, exp_name) -> seed -> {"eval": [(step, return)], "sps": float}. A run that stopped
+    before 90% of the furthest run of its group (still running, or cut off) is left out, and
+    said so, rather than averaged with finished ones as if its last evaluation were final."""
     groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for name in sorted(os.listdir(runs_dir)):
         parts = name.split("__")
         if len(parts) != 4:
             continue
         env_id, exp_name, seed = parts[0], parts[1], int(parts[2])
+        if not re.fullmatch(include or ".*", exp_name):
+            continue
         scalars = read_run(os.path.join(runs_dir, name))
         evals = sorted(dict(scalars.get("eval/episodic_return", [])).items())
         if not evals:
@@ -69,6 +74,15 @@ def collect(runs_dir: str) -> dict[tuple[str, str], dict[int, dict]]:
             "eval": evals,
             "sps": float(np.median(sps)) if sps else 0.0,
         }
+    for key, seeds in groups.items():
+        furthest = max(run["eval"][-1][0] for run in seeds.values())
+        for seed in [s for s, run in seeds.items() if run["eval"][-1][0] < 0.9 * furthest]:
+            print(
+                f"left out {key[0]} {key[1]} seed {seed}: it stops at step "
+                f"{seeds[seed]['eval'][-1][0]}, the furthest at {furthest}",
+                file=sys.stderr,
+            )
+            del seeds[seed]
     return groups
 
 
@@ -96,8 +110,13 @@ def plot(env_id: str, groups: dict, peers: list, path: str) -> None:
     for (env, exp_name), seeds in sorted(groups.items()):
         if env != env_id:
             continue
-        steps = sorted(set.intersection(*(set(dict(r["eval"])) for r in seeds.values())))
-        values = np.array([[dict(r["eval"])[s] for s in steps] for r in seeds.values()])
+        # Seeds evaluate at different steps (on-policy batches end where they end): interpolate
+        # every run onto the union of their steps, within the range all of them cover.
+        curves = [np.array(r["eval"]).T for r in seeds.values()]
+        lo, hi = max(c[0][0] for c in curves), min(c[0][-1] for c in curves)
+        steps = np.unique(np.concatenate([c[0] for c in curves]))
+        steps = steps[(steps >= lo) & (steps <= hi)]
+        values = np.array([np.interp(steps, c[0], c[1]) for c in curves])
         mean = values.mean(0)
         (line,) = ax.plot(steps, mean, label=f"{exp_name} ({len(seeds)} seeds)")
         ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
@@ -149,9 +168,12 @@ def main() -> None:
     parser.add_argument("--peer", action="append", default=[], help="LABEL=path.jsonl (env: first)")
     parser.add_argument("--peer-env", default="HopperBulletEnv-v0", help="the env peers belong to")
     parser.add_argument("--readme", help="also write the table into this README's results block")
+    parser.add_argument(
+        "--include", default="", help="only variants (exp_name) matching this regex"
+    )
     a = parser.parse_args()
 
-    groups = collect(a.runs_dir)
+    groups = collect(a.runs_dir, a.include)
     if not groups:
         sys.exit(f"no runs with evaluations under {a.runs_dir}")
     os.makedirs(a.out, exist_ok=True)
@@ -199,7 +221,7 @@ def main() -> None:
     print(table)
     for env_id in sorted({env for env, _ in groups}):
         env_peers = peers if env_id == a.peer_env else []
-        plot(env_id, groups, env_peers, os.path.join(a.out, f"{env_id}.png"))
+        plot(env_id, groups, env_peers, os.path.join(a.out, f"{a.name}_{env_id}.png"))
     plot_sps(groups, os.path.join(a.out, f"{a.name}_sps.png"))
     if a.readme:
         update_readme(a.readme, table, "python benchmarks/report.py " + shlex.join(sys.argv[1:]))

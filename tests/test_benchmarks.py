@@ -193,7 +193,7 @@ def test_report_plots_and_tabulates_the_runs_numbers(tmp_path, monkeypatch):
         ],
     )
     report.main()
-    assert (tmp_path / "out" / "Pendulum-v1.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "t_Pendulum-v1.png").stat().st_size > 10_000
     table = (tmp_path / "out" / "t.md").read_text()
     finals = np.array([np.mean(s["eval_returns"]) for s in summaries])
     first_evals = [s["eval_history"][0][1] for s in summaries]
