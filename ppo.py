@@ -117,7 +117,7 @@ class Args:
     """clip scaled rewards to this"""
 
 
-# --- shared: make_env ---
+# --- shared: check_env_id ---
 def check_env_id(env_id: str) -> None:
     """Raises ValueError for an unregistered env id, naming the closest registered ones."""
     if env_id not in gym.registry:
@@ -126,6 +126,10 @@ def check_env_id(env_id: str) -> None:
         raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
 
 
+# --- end shared: check_env_id ---
+
+
+# --- shared: make_env ---
 def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
     """Returns a thunk that builds one seeded env recording episode statistics and, given a
     video_dir, a video of its first episode."""

@@ -1,0 +1,883 @@
+"""Rainbow DQN: DQN with double Q-learning, prioritized replay, dueling networks, multi-step
+returns, distributional (C51) values and noisy nets, each switchable, for Discrete actions.
+
+Hessel et al. 2017, https://arxiv.org/abs/1710.02298, combining: DQN (Mnih et al. 2015), double Q
+(van Hasselt et al. 2016), prioritized replay (Schaul et al. 2016), dueling (Wang et al. 2016),
+n-step returns (Sutton 1988), C51 (Bellemare et al. 2017), noisy nets (Fortunato et al. 2018).
+Every component is on by default; switching all off (--no-double --no-per --no-dueling
+--n-step 1 --no-distributional --no-noisy) gives Nature DQN with a Huber loss. Vector observations
+get an MLP torso; Atari (ALE/...-v5) frames get the standard preprocessing (no-op reset, frame skip
+4, 84x84 grayscale, 4 stacked frames; rewards clipped for learning only) and the Nature CNN.
+
+Usage: python dqn_rainbow.py --env-id CartPole-v1
+"""
+
+import collections
+import difflib
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from sumtree import SumTree
+
+gym.register_envs(ale_py)
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """name of this experiment (part of the run name)"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environments"""
+    torch_deterministic: bool = True
+    """make torch deterministic (two seeded CPU runs give identical returns)"""
+    cuda: bool = True
+    """use CUDA when available"""
+    track: bool = False
+    """log to Weights & Biases"""
+    wandb_project_name: str = "single-file-rl"
+    """the W&B project"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of evaluation episodes to videos/{run_name}/"""
+    save_model: bool = False
+    """write a checkpoint to runs/{run_name}/{exp_name}.pt at the end (and on Ctrl-C or SIGTERM)"""
+    checkpoint_frequency: int = 0
+    """also write the checkpoint every this many transitions (0: only at the end)"""
+    save_buffer: bool = False
+    """include the replay buffer in checkpoints, so a resumed run continues as the same run"""
+    resume: str | None = None
+    """continue the run saved in this checkpoint (its hyperparameters and run name are kept)"""
+    eval_checkpoint: str | None = None
+    """evaluate the policy in this checkpoint (video with --capture-video), then exit"""
+    eval_frequency: int = 5_000
+    """run a deterministic evaluation every this many transitions (0: only at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+    env_id: str = "CartPole-v1"
+    """the gymnasium environment id (Discrete actions; ALE/...-v5 for Atari)"""
+    total_timesteps: int = 30_000
+    """transitions to collect, summed over all environments"""
+    num_envs: int = 1
+    """parallel environments collecting data"""
+
+    # Algorithm specific arguments
+    double: bool = True
+    """double Q-learning: the online network picks the next action, the target network rates it"""
+    per: bool = True
+    """proportional prioritized replay"""
+    dueling: bool = True
+    """dueling head: Q = V + A - mean(A)"""
+    n_step: int = 3
+    """multi-step returns over this many steps (1: one-step TD)"""
+    distributional: bool = True
+    """C51: a categorical distribution of returns over fixed atoms"""
+    noisy: bool = True
+    """factorized Gaussian noisy layers in the head explore instead of epsilon-greedy"""
+    learning_rate: float = 1e-3
+    """Adam learning rate"""
+    adam_eps: float = 1.5e-4
+    """Adam epsilon"""
+    buffer_size: int = 100_000
+    """replay buffer capacity in transitions"""
+    batch_size: int = 64
+    """transitions per gradient update"""
+    gamma: float = 0.99
+    """discount factor"""
+    learning_starts: int = 1_000
+    """transitions collected before learning starts"""
+    train_frequency: int = 1
+    """transitions between gradient updates"""
+    target_network_frequency: int = 500
+    """transitions between copies of the online network into the target network"""
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """MLP torso and head sizes for vector observations (the last one is the head's)"""
+    atoms: int = 51
+    """C51: number of atoms"""
+    v_min: float | None = None
+    """C51: the smallest atom (default: -10 for Atari with clipped rewards, -100 otherwise)"""
+    v_max: float | None = None
+    """C51: the largest atom (default: 10 for Atari, 100 otherwise)"""
+    noisy_sigma0: float = 0.5
+    """noisy nets: initial noise scale sigma0 (sigma = sigma0 / sqrt(fan_in))"""
+    per_alpha: float = 0.5
+    """PER: priority exponent"""
+    per_beta: float = 0.4
+    """PER: initial importance-sampling exponent, annealed linearly to 1"""
+    per_eps: float = 1e-6
+    """PER: added to every priority"""
+    start_e: float = 1.0
+    """epsilon-greedy (noisy nets off): initial epsilon"""
+    end_e: float = 0.05
+    """epsilon-greedy: final epsilon"""
+    exploration_fraction: float = 0.2
+    """epsilon-greedy: fraction of the run over which epsilon decays linearly"""
+    max_grad_norm: float = 10.0
+    """clip the global gradient norm to this"""
+    clip_rewards: bool | None = None
+    """learn from sign(reward) (default: on for Atari pixels, off otherwise); logs stay unclipped"""
+
+
+# --- shared: check_env_id ---
+def check_env_id(env_id: str) -> None:
+    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
+
+
+# --- end shared: check_env_id ---
+
+
+# --- shared: mlp ---
+def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Linear layers with an activation (after a parameter-free LayerNorm if asked) between them."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 2:
+            if layer_norm:
+                layers.append(nn.LayerNorm(fan_out, elementwise_affine=False))
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+# --- end shared: mlp ---
+
+
+def validate_args(args: Args) -> None:
+    """Raises ValueError naming the flag and the fix before anything is built."""
+    positive = ["total_timesteps", "num_envs", "eval_episodes", "batch_size", "buffer_size"]
+    for name in positive + ["learning_rate", "n_step", "train_frequency", "atoms"]:
+        if not getattr(args, name) > 0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+            )
+    for name in ["checkpoint_frequency", "eval_frequency", "learning_starts"]:
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not all(h > 0 for h in args.hidden_sizes):
+        raise ValueError(f"--hidden-sizes must all be positive, got {args.hidden_sizes}")
+    if not 0.0 <= args.gamma <= 1.0:
+        raise ValueError(f"--gamma must be in [0, 1], got {args.gamma}")
+    if args.batch_size > args.buffer_size:
+        raise ValueError(
+            f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}; "
+            "lower the batch or raise the buffer"
+        )
+    if args.distributional and args.atoms < 2:
+        raise ValueError(f"--atoms must be at least 2, got {args.atoms}")
+    if None not in (args.v_min, args.v_max) and not args.v_min < args.v_max:
+        raise ValueError(f"--v-min {args.v_min} must be below --v-max {args.v_max}")
+    if args.target_network_frequency <= 0:
+        raise ValueError("--target-network-frequency must be positive")
+
+
+def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
+    """A thunk building one seeded env with episode statistics (and, given a video_dir, a video
+    of its first episode). ALE ids get the standard Atari pipeline: no-op reset, frame skip 4,
+    84x84 grayscale, 4 stacked frames. Statistics wrap the outside, so returns stay unclipped."""
+
+    def thunk() -> gym.Env:
+        render = {"render_mode": "rgb_array"} if video_dir is not None else {}
+        if env_id.startswith("ALE/"):
+            env = gym.make(env_id, frameskip=1, **render)
+            env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84)
+            env = gym.wrappers.FrameStackObservation(env, 4)
+        else:
+            env = gym.make(env_id, **render)
+        if video_dir is not None:
+            env = gym.wrappers.RecordVideo(
+                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
+            )
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        env.action_space.seed(seed)
+        env.observation_space.seed(seed)
+        return env
+
+    return thunk
+
+
+class NoisyLinear(nn.Module):
+    """Factorized Gaussian noisy layer: W = mu_W + sigma_W * f(eps_out) f(eps_in)^T and
+    b = mu_b + sigma_b * f(eps_out), f(x) = sign(x) sqrt(|x|). reset_noise() draws new eps; in
+    eval mode the layer uses the means alone, so evaluation is deterministic."""
+
+    def __init__(self, fan_in: int, fan_out: int, sigma0: float):
+        super().__init__()
+        bound = 1.0 / np.sqrt(fan_in)
+        self.weight_mu = nn.Parameter(torch.empty(fan_out, fan_in).uniform_(-bound, bound))
+        self.weight_sigma = nn.Parameter(torch.full((fan_out, fan_in), sigma0 * bound))
+        self.bias_mu = nn.Parameter(torch.empty(fan_out).uniform_(-bound, bound))
+        self.bias_sigma = nn.Parameter(torch.full((fan_out,), sigma0 * bound))
+        self.register_buffer("eps_in", torch.zeros(fan_in))
+        self.register_buffer("eps_out", torch.zeros(fan_out))
+        self.reset_noise()
+
+    def reset_noise(self) -> None:
+        f = lambda x: x.sign() * x.abs().sqrt()  # noqa: E731
+        self.eps_in.copy_(f(torch.randn_like(self.eps_in)))
+        self.eps_out.copy_(f(torch.randn_like(self.eps_out)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return F.linear(x, self.weight_mu, self.bias_mu)
+        weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
+        return F.linear(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
+
+
+class QNetwork(nn.Module):
+    """A torso (the Nature CNN for stacked 84x84 frames, chosen from the observation shape, else an
+    MLP) and a head of (noisy) linear streams: dueling Q = V + A - mean_a A, or A alone. With C51
+    forward() gives log-probabilities over atoms, (B, actions, atoms); else Q-values, (B, actions).
+    q_values() gives expected Q-values, (B, actions), either way."""
+
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, args: Args):
+        super().__init__()
+        self.pixels = len(obs_shape) == 3
+        if self.pixels:
+            self.torso = nn.Sequential(
+                nn.Conv2d(obs_shape[0], 32, 8, stride=4),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 4, stride=2),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 3, stride=1),
+                nn.ReLU(),
+                nn.Flatten(),
+            )
+            with torch.no_grad():
+                features = self.torso(torch.zeros(1, *obs_shape)).shape[1]
+            hidden = 512
+        else:
+            sizes = [obs_shape[0], *args.hidden_sizes[:-1]]
+            self.torso = (
+                nn.Sequential(mlp(sizes, False), nn.ReLU()) if len(sizes) > 1 else nn.Identity()
+            )
+            features, hidden = sizes[-1], args.hidden_sizes[-1]
+        linear = (lambda i, o: NoisyLinear(i, o, args.noisy_sigma0)) if args.noisy else nn.Linear
+        self.n_actions, self.atoms = n_actions, args.atoms if args.distributional else 1
+        stream = lambda out: nn.Sequential(
+            linear(features, hidden), nn.ReLU(), linear(hidden, out)
+        )  # noqa: E731
+        self.advantage = stream(n_actions * self.atoms)
+        self.value = stream(self.atoms) if args.dueling else None
+        self.distributional = args.distributional
+        self.register_buffer("support", atom_support(args, self.pixels))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float() / 255.0 if self.pixels else obs.float()
+        h = self.torso(x)
+        a = self.advantage(h).view(-1, self.n_actions, self.atoms)
+        q = a if self.value is None else self.value(h).unsqueeze(1) + a - a.mean(1, keepdim=True)
+        return F.log_softmax(q, -1) if self.distributional else q.squeeze(-1)
+
+    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self(obs)
+        return (out.exp() * self.support).sum(-1) if self.distributional else out
+
+    def reset_noise(self) -> None:
+        for m in self.modules():
+            if isinstance(m, NoisyLinear):
+                m.reset_noise()
+
+
+def atom_support(args: Args, pixels: bool) -> torch.Tensor:
+    """C51's fixed atoms; the default range fits the task family's returns."""
+    bound = 10.0 if pixels else 100.0
+    v_min = -bound if args.v_min is None else args.v_min
+    v_max = bound if args.v_max is None else args.v_max
+    return torch.linspace(v_min, v_max, args.atoms)
+
+
+class GreedyPolicy(nn.Module):
+    """The deterministic evaluation policy: argmax_a Q(s, a), noisy layers at their means."""
+
+    def __init__(self, q_network: QNetwork):
+        super().__init__()
+        self.q_network = q_network
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        training = self.q_network.training
+        self.q_network.eval()
+        action = self.q_network.q_values(obs).argmax(-1)
+        self.q_network.train(training)
+        return action
+
+
+def project_distribution(next_probs, returns, discounts, support) -> torch.Tensor:
+    """C51's target: the distribution of R + discount * Z, with Z ~ next_probs on the atoms,
+    projected back onto the atoms, each shifted atom's mass split between its two neighbours in
+    proportion to closeness (mass beyond the ends lands on the end atoms).
+
+    next_probs (B, atoms); returns, discounts (B,) (discount 0 where the episode terminated).
+    Returns (B, atoms), rows summing to 1."""
+    v_min, v_max, n = support[0], support[-1], len(support)
+    tz = (returns[:, None] + discounts[:, None] * support[None]).clamp(v_min, v_max)
+    b = (tz - v_min) / ((v_max - v_min) / (n - 1))  # fractional atom index, in [0, n - 1]
+    lower, upper = b.floor().long(), b.ceil().long()
+    target = torch.zeros_like(next_probs)
+    # an index landing exactly on an atom (lower == upper) gives it all its mass
+    target.scatter_add_(1, lower, next_probs * (upper - b + (lower == upper)))
+    target.scatter_add_(1, upper, next_probs * (b - lower))
+    return target
+
+
+class NStepCollector:
+    """Turns each env's 1-step transitions into n-step ones, (s_t, a_t, R, s_{t+m}, discount) with
+    R = sum_{k<m} gamma^k r_{t+k}: m = n while an episode runs. When it ends, its last transitions
+    are flushed with the steps left (m < n): a terminated episode's have discount 0, a truncated
+    one's bootstrap from its true final observation with discount gamma^m. Nothing crosses from one
+    episode into the next."""
+
+    def __init__(self, num_envs: int, n: int, gamma: float):
+        self.n, self.gamma = n, gamma
+        self.queues = [collections.deque() for _ in range(num_envs)]
+
+    def add(self, env: int, obs, action, reward, next_obs, terminated, truncated) -> list[tuple]:
+        queue = self.queues[env]
+        queue.append((obs, action, reward))
+        if terminated or truncated:
+            out = [self.emit(queue, next_obs, terminated) for _ in range(len(queue))]
+        elif len(queue) == self.n:
+            out = [self.emit(queue, next_obs, False)]
+        else:
+            out = []
+        return out
+
+    def emit(self, queue: collections.deque, next_obs, terminated: bool) -> tuple:
+        ret = sum(self.gamma**k * r for k, (_, _, r) in enumerate(queue))
+        discount = 0.0 if terminated else self.gamma ** len(queue)
+        obs, action, _ = queue.popleft()
+        return obs, action, ret, next_obs, discount
+
+
+class ReplayBuffer:
+    """n-step transitions in preallocated tensors used as a ring (pixels stay uint8); uniform or
+    proportional prioritized sampling on sumtree.py."""
+
+    def __init__(self, capacity: int, obs_space: gym.spaces.Box, args: Args, device):
+        self.capacity, self.device, self.pos, self.size = capacity, device, 0, 0
+        dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
+        self.obs = torch.zeros((capacity, *obs_space.shape), dtype=dtype)
+        self.next_obs = torch.zeros((capacity, *obs_space.shape), dtype=dtype)
+        self.actions = torch.zeros(capacity, dtype=torch.long)
+        self.returns = torch.zeros(capacity)
+        self.discounts = torch.zeros(capacity)
+        self.tree = SumTree(capacity) if args.per else None
+        self.alpha, self.eps = args.per_alpha, args.per_eps
+
+    def add(self, obs, action, ret, next_obs, discount) -> None:
+        i = self.pos
+        self.obs[i], self.next_obs[i] = torch.as_tensor(obs), torch.as_tensor(next_obs)
+        self.actions[i], self.returns[i], self.discounts[i] = int(action), ret, discount
+        if self.tree is not None:
+            # a new transition gets the largest priority so far, so it is replayed soon
+            self.tree.update(i, self.tree.max_priority if self.size else 1.0)
+        self.pos, self.size = (i + 1) % self.capacity, min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator, beta: float):
+        """(obs, actions, returns, next_obs, discounts, weights) on the device, and the indices.
+        Importance weights w_i = (p_i / p_min)^-beta lie in (0, 1] (all 1 without PER)."""
+        if self.tree is None:
+            idx = rng.integers(0, self.size, batch_size)
+            weights = torch.ones(batch_size)
+        else:
+            idx, priorities = self.tree.sample(batch_size, rng)
+            weights = torch.as_tensor((priorities / self.tree.min_priority) ** -beta).float()
+        t = torch.as_tensor(idx)
+        batch = (self.obs[t], self.actions[t], self.returns[t], self.next_obs[t], self.discounts[t])
+        return tuple(x.to(self.device, non_blocking=True) for x in (*batch, weights)), idx
+
+    def update_priorities(self, idx: np.ndarray, losses: torch.Tensor) -> None:
+        self.tree.update(idx, (losses.detach().cpu().double().numpy() + self.eps) ** self.alpha)
+
+    def state_dict(self) -> dict:
+        n = self.size
+        state = {"pos": self.pos, "size": n}
+        for name in ["obs", "next_obs", "actions", "returns", "discounts"]:
+            state[name] = getattr(self, name)[:n]
+        if self.tree is not None:
+            state["priorities"] = torch.as_tensor(self.tree.priorities(np.arange(n)))
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        n = self.size = state["size"]
+        self.pos = state["pos"]
+        for name in ["obs", "next_obs", "actions", "returns", "discounts"]:
+            getattr(self, name)[:n] = state[name]
+        if self.tree is not None and n:
+            self.tree.update(np.arange(n), state["priorities"].numpy())
+
+
+def dqn_loss(data, q_network: QNetwork, target_network: QNetwork, args: Args):
+    """The per-sample loss (C51: cross-entropy to the projected target; else Huber on the TD
+    error), weighted by the importance weights; returns (loss, per-sample loss, Q(s, a))."""
+    obs, actions, returns, next_obs, discounts, weights = data
+    rows = torch.arange(len(actions), device=actions.device)
+    with torch.no_grad():
+        next_target = target_network(next_obs)
+        # double Q: the online network chooses a', the target network values it
+        chooser = q_network.q_values(next_obs) if args.double else target_network.q_values(next_obs)
+        next_actions = chooser.argmax(1)
+        if args.distributional:
+            next_probs = next_target.exp()[rows, next_actions]
+            target = project_distribution(next_probs, returns, discounts, q_network.support)
+        else:
+            # y = R + gamma^m * Q'(s_{t+m}, a'), gamma^m = 0 after termination
+            target = returns + discounts * next_target[rows, next_actions]
+    out = q_network(obs)[rows, actions]
+    if args.distributional:
+        per_sample = -(target * out).sum(-1)
+        q_taken = (out.exp() * q_network.support).sum(-1)
+    else:
+        per_sample = F.smooth_l1_loss(out, target, reduction="none")
+        q_taken = out
+    return (weights * per_sample).mean(), per_sample.detach(), q_taken.detach()
+
+
+# --- shared: evaluate ---
+def evaluate(policy: nn.Module, args: Args, device, video_dir: str | None = None, prefix="eval"):
+    """Runs args.eval_episodes episodes of the deterministic policy (no exploration noise) on an
+    env of its own; returns their undiscounted returns."""
+    env = make_env(args.env_id, args.seed + 10_000, video_dir, prefix)()
+    returns: list[float] = []
+    obs, _ = env.reset(seed=args.seed + 10_000)
+    while len(returns) < args.eval_episodes:
+        with torch.no_grad():
+            action = policy(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
+        obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
+        if terminated or truncated:
+            returns.append(float(info["episode"]["r"]))
+            obs, _ = env.reset()
+    env.close()
+    return returns
+
+
+# --- end shared: evaluate ---
+
+
+# --- shared: checkpoint ---
+def rng_states(rng: np.random.Generator) -> dict:
+    """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
+    version, mt_state, gauss = random.getstate()
+    state = {"python": [version, list(mt_state), gauss], "numpy": rng.bit_generator.state}
+    state["torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_states(state: dict, rng: np.random.Generator) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
+    """Writes atomically (temporary file, then os.replace). Refuses non-finite weights, so the last
+    good checkpoint stays; returns whether it wrote."""
+    if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
+        print(f"warning: non-finite weights; not writing {path}, which keeps the last good one")
+        return False
+    torch.save(state, f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
+    return True
+
+
+def load_checkpoint(path: str) -> dict:
+    """Reads a checkpoint with weights_only=True; clear errors for a missing or unreadable file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist; check the path given")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(
+            f"checkpoint {path} could not be read ({type(e).__name__}); the file "
+            "is corrupt or not a checkpoint of this script"
+        ) from None
+
+
+def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
+    """load_state_dict with an error that says why a checkpoint does not fit."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:
+        raise ValueError(
+            f"checkpoint {path} does not fit the {name} network of these arguments "
+            "(other --hidden-sizes, --env-id or script?)"
+        ) from None
+
+
+class StopRequest:
+    """Turns Ctrl-C and SIGTERM into a flag the loop checks once per step, so a run stops at a
+    clean point and saves its checkpoint."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self.handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def crossed(step: int, increment: int, every: int) -> bool:
+    """Whether the step counter passed a multiple of `every` in its last increment."""
+    return every > 0 and step // every != (step - increment) // every
+
+
+# --- end shared: checkpoint ---
+
+
+# --- shared: seeding ---
+def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
+    """Seeds random, numpy and torch; returns the generator this script draws its own noise from."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+    if torch_deterministic and use_cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    return np.random.default_rng(seed)
+
+
+# --- end shared: seeding ---
+
+
+# --- shared: run_name ---
+def new_run_name(args: Args) -> str:
+    """{env_id}__{exp_name}__{seed}__{unix time}, claiming runs/{run_name}/ at once; a time already
+    taken (two runs started in the same second) moves on by a second, so runs never share one."""
+    stamp = int(time.time())
+    while True:
+        run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{stamp}"
+        try:
+            os.makedirs(os.path.join("runs", run_name))
+            return run_name
+        except FileExistsError:
+            stamp += 1
+
+
+# --- end shared: run_name ---
+
+
+# --- shared: log_hyperparameters ---
+def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
+    rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+
+
+# --- end shared: log_hyperparameters ---
+
+
+SESSION_FIELDS = [
+    "resume",
+    "total_timesteps",
+    "cuda",
+    "track",
+    "save_model",
+    "save_buffer",
+    "checkpoint_frequency",
+    "capture_video",
+]
+"""fields a resumed run takes from the command line; all others come from its checkpoint"""
+LOG_EVERY = 1_000
+"""transitions between loss logs (each costs a host-device sync)"""
+
+
+def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
+    """The training envs; raises ValueError when the action space is not Discrete."""
+    check_env_id(args.env_id)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    space = envs.single_action_space
+    if not isinstance(space, gym.spaces.Discrete):
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has a {type(space).__name__} action space; this "
+            "script needs Discrete actions: use td3_continuous.py, ddpg_continuous.py "
+            "or ppo.py"
+        )
+    if len(envs.single_observation_space.shape) not in (1, 3):
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has {envs.single_observation_space.shape}-shaped "
+            "observations; this script needs vectors or stacked 84x84 frames"
+        )
+    return envs
+
+
+def epsilon(args: Args, global_step: int) -> float:
+    """Epsilon-greedy's schedule: linear from start_e to end_e, then flat (0 with noisy nets)."""
+    if args.noisy:
+        return 0.0
+    fraction = min(1.0, global_step / max(1.0, args.exploration_fraction * args.total_timesteps))
+    return args.start_e + fraction * (args.end_e - args.start_e)
+
+
+def train(args: Args) -> dict:
+    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
+    validate_args(args)
+    if args.eval_checkpoint:
+        return evaluate_checkpoint(args)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    if ckpt is not None:
+        session = {name: getattr(args, name) for name in SESSION_FIELDS}
+        args = Args(**{**ckpt["args"], **session})
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_vector_env(args)
+    obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)
+    pixels = len(obs_space.shape) == 3
+    clip_rewards = pixels if args.clip_rewards is None else args.clip_rewards
+    q_network = QNetwork(obs_space.shape, n_actions, args).to(device)
+    target_network = QNetwork(obs_space.shape, n_actions, args).to(device)
+    target_network.load_state_dict(q_network.state_dict())
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
+    rb = ReplayBuffer(args.buffer_size, obs_space, args, device)
+    nstep = NStepCollector(args.num_envs, args.n_step, args.gamma)
+
+    networks = {"q_network": q_network, "target_network": target_network}
+    global_step, update_count = 0, 0
+    wandb_id = None
+    if ckpt is not None:
+        for name, module in networks.items():
+            load_weights(module, ckpt[name], args.resume, name)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if "buffer" in ckpt:
+            rb.load_state_dict(ckpt["buffer"])
+        set_rng_states(ckpt["rng"], rng)
+        global_step, update_count, wandb_id = (
+            ckpt["global_step"],
+            ckpt["update_count"],
+            ckpt["wandb_id"],
+        )
+    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
+    run_dir = os.path.join("runs", run_name)
+    checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+    if args.track:
+        import wandb
+
+        wandb_id = wandb_id or uuid.uuid4().hex[:12]
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            config=vars(args),
+            name=run_name,
+            id=wandb_id,
+            resume="allow",
+            sync_tensorboard=True,
+            save_code=True,
+            dir=run_dir,
+        )
+    writer = SummaryWriter(run_dir)
+    log_hyperparameters(writer, args)
+
+    def write_checkpoint() -> None:
+        state = {name: module.state_dict() for name, module in networks.items()}
+        state.update(optimizer=optimizer.state_dict(), args=asdict(args), run_name=run_name)
+        state.update(wandb_id=wandb_id, rng=rng_states(rng), global_step=global_step)
+        state.update(update_count=update_count)
+        if args.save_buffer:
+            state["buffer"] = rb.state_dict()
+        save_checkpoint(checkpoint_path, state, list(networks.values()))
+
+    video_dir = os.path.join("videos", run_name) if args.capture_video else None
+    stop = StopRequest()
+    bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
+    episodic_returns: list[float] = []
+    eval_history: list[tuple[int, float]] = []
+    loss = q_taken = torch.zeros(1)
+    start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
+    obs, _ = envs.reset(seed=args.seed + global_step)
+    try:
+        while global_step < args.total_timesteps and not stop.requested:
+            if args.noisy:
+                q_network.reset_noise()  # a fresh draw of the noise for every step
+            with torch.no_grad():
+                greedy = q_network.q_values(torch.as_tensor(obs, device=device)).argmax(1)
+            actions = greedy.cpu().numpy()
+            explore = rng.random(args.num_envs) < epsilon(args, global_step)
+            actions[explore] = rng.integers(0, n_actions, explore.sum())
+            next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+            learn_rewards = np.sign(rewards) if clip_rewards else rewards
+
+            # A finished env already holds its reset observation: learn from the true final one.
+            for i in range(args.num_envs):
+                final = infos["final_obs"][i] if truncations[i] or terminations[i] else next_obs[i]
+                for transition in nstep.add(
+                    i, obs[i], actions[i], learn_rewards[i], final, terminations[i], truncations[i]
+                ):
+                    rb.add(*transition)
+            if "final_info" in infos:
+                episode = infos["final_info"]["episode"]
+                for i in np.flatnonzero(infos["final_info"]["_episode"]):
+                    episodic_returns.append(float(episode["r"][i]))
+                    writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
+                    writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
+            obs = next_obs
+            global_step += args.num_envs
+            bar.update(args.num_envs)
+
+            if global_step > args.learning_starts and rb.size >= args.batch_size:
+                for _ in range(
+                    global_step // args.train_frequency
+                    - (global_step - args.num_envs) // args.train_frequency
+                ):
+                    beta = (
+                        args.per_beta + (1.0 - args.per_beta) * global_step / args.total_timesteps
+                    )
+                    data, idx = rb.sample(args.batch_size, rng, beta)
+                    loss, per_sample, q_taken = dqn_loss(data, q_network, target_network, args)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    if args.per:
+                        rb.update_priorities(idx, per_sample)
+                    update_count += 1
+                if crossed(global_step, args.num_envs, args.target_network_frequency):
+                    target_network.load_state_dict(q_network.state_dict())
+                if crossed(global_step, args.num_envs, LOG_EVERY) and update_count > 0:
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"losses/td_loss is {loss.item()} at step "
+                            f"{global_step}; stopping (try a lower --learning-rate)"
+                        )
+                    writer.add_scalar("losses/td_loss", loss.item(), global_step)
+                    writer.add_scalar("losses/q_mean", q_taken.mean().item(), global_step)
+                    writer.add_scalar("losses/q_min", q_taken.min().item(), global_step)
+                    writer.add_scalar("losses/q_max", q_taken.max().item(), global_step)
+                    writer.add_scalar("charts/epsilon", epsilon(args, global_step), global_step)
+
+            sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
+            recent = np.mean(episodic_returns[-10:]) if episodic_returns else float("nan")
+            if crossed(global_step, args.num_envs, LOG_EVERY):
+                writer.add_scalar("charts/SPS", sps, global_step)
+                bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
+            if bar.disable and crossed(
+                global_step, args.num_envs, max(args.total_timesteps // 20, 1)
+            ):
+                print(
+                    f"step {global_step}/{args.total_timesteps} sps {sps:.0f} "
+                    f"return(last 10) {recent:.1f}",
+                    flush=True,
+                )
+            if crossed(global_step, args.num_envs, args.eval_frequency) and (
+                global_step < args.total_timesteps
+            ):
+                eval_start = time.perf_counter()
+                returns = evaluate(
+                    GreedyPolicy(q_network), args, device, video_dir, f"eval_step{global_step}"
+                )
+                eval_history.append((global_step, float(np.mean(returns))))
+                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+                eval_seconds += time.perf_counter() - eval_start
+            if args.save_model and crossed(global_step, args.num_envs, args.checkpoint_frequency):
+                write_checkpoint()
+    finally:
+        stop.restore()
+        bar.close()
+        envs.close()
+
+    eval_returns: list[float] = []
+    if not stop.requested:
+        eval_returns = evaluate(
+            GreedyPolicy(q_network), args, device, video_dir, f"eval_step{global_step}"
+        )
+        eval_history.append((global_step, float(np.mean(eval_returns))))
+        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
+        print(
+            f"step {global_step}: evaluation return {np.mean(eval_returns):.1f} "
+            f"+- {np.std(eval_returns):.1f} over {len(eval_returns)} episodes",
+            flush=True,
+        )
+    if args.save_model:
+        write_checkpoint()
+    elapsed = time.perf_counter() - start_time - eval_seconds
+    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
+    writer.close()
+    if args.track:
+        wandb.finish()
+    return {
+        "global_step": global_step,
+        "update_count": update_count,
+        "episodic_returns": episodic_returns,
+        "eval_returns": eval_returns,
+        "eval_history": eval_history,
+        "sps": (global_step - start_step) / max(elapsed, 1e-9),
+        "run_dir": run_dir,
+        "checkpoint": checkpoint_path if args.save_model else None,
+        "interrupted": stop.requested,
+    }
+
+
+def evaluate_checkpoint(args: Args) -> dict:
+    """--eval-checkpoint: load a Q-network, evaluate its greedy policy (video with
+    --capture-video), return."""
+    ckpt = load_checkpoint(args.eval_checkpoint)
+    saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_vector_env(saved)
+    q_network = QNetwork(
+        envs.single_observation_space.shape, int(envs.single_action_space.n), saved
+    )
+    envs.close()
+    load_weights(q_network, ckpt["q_network"], args.eval_checkpoint, "q_network")
+    video_dir = os.path.join("videos", ckpt["run_name"]) if args.capture_video else None
+    returns = evaluate(
+        GreedyPolicy(q_network.to(device)), saved, device, video_dir, "eval_checkpoint"
+    )
+    print(
+        f"{args.eval_checkpoint}: evaluation return {np.mean(returns):.1f} "
+        f"+- {np.std(returns):.1f} over {len(returns)} episodes"
+    )
+    return {
+        "global_step": ckpt["global_step"],
+        "episodic_returns": [],
+        "eval_returns": returns,
+        "sps": 0.0,
+        "run_dir": os.path.join("runs", ckpt["run_name"]),
+    }
+
+
+if __name__ == "__main__":
+    try:
+        summary = train(tyro.cli(Args))
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(130 if summary.get("interrupted") else 0)
