@@ -9,9 +9,9 @@ speed ratio printed at the end is the median over seeds of ours / SB3 SPS of eac
 
 Counterparts: td3_continuous -> SB3 TD3; ddpg_continuous -> SB3 DDPG (SB3's TD3 with one critic,
 no policy delay and no target smoothing); ppo -> SB3 PPO (VecNormalize for our normalization
-flags). dqn_rainbow.py gets its counterpart when it exists. Options SB3 has no equivalent for
-(--per, --noise-type param, --layer-norm, --grad-clip, noise decay, several envs for TD3/DDPG) are
-refused rather than silently dropped.
+flags); dqn_rainbow -> SB3 DQN, with every Rainbow component switched off. Options SB3 has no
+equivalent for (--per, --noise-type param, --layer-norm, --grad-clip, noise decay, several envs
+for the off-policy scripts, the Rainbow components) are refused rather than silently dropped.
 
 Usage: python benchmarks/peers.py td3_continuous --seeds 1 2 3 -- --env-id Pendulum-v1 \
            --total-timesteps 20000 --learning-starts 1000
@@ -51,6 +51,16 @@ def check_supported(args) -> None:
         "--noise-decay-to < 1": getattr(args, "noise_decay_to", 1) < 1,
         "--num-envs > 1": hasattr(args, "buffer_size") and args.num_envs > 1,
     }
+    if hasattr(args, "distributional"):  # SB3's DQN is plain DQN: every Rainbow part off
+        unsupported.update(
+            {
+                "--double": args.double,
+                "--dueling": args.dueling,
+                "--n-step > 1": args.n_step > 1,
+                "--distributional": args.distributional,
+                "--noisy": args.noisy,
+            }
+        )
     bad = [flag for flag, used in unsupported.items() if used]
     if bad:
         raise SystemExit(f"error: SB3's counterpart has no equivalent of {', '.join(bad)}")
@@ -88,6 +98,36 @@ def sb3_td3(script: str, args):
         target_policy_noise=args.policy_noise if td3 else 0.0,
         target_noise_clip=args.noise_clip if td3 else 0.0,
         policy_kwargs={"net_arch": list(args.hidden_sizes), "n_critics": 2 if td3 else 1},
+        seed=args.seed,
+        device="cpu",
+    )
+
+
+def sb3_dqn(args):
+    """SB3's DQN with our Args (all Rainbow components off): the same MLP, Huber loss, batch,
+    train frequency, hard target updates, epsilon schedule, Adam epsilon and gradient clipping."""
+    import gymnasium as gym
+    from stable_baselines3 import DQN
+
+    return DQN(
+        "MlpPolicy",
+        gym.make(args.env_id),
+        learning_rate=args.learning_rate,
+        buffer_size=args.buffer_size,
+        learning_starts=args.learning_starts,
+        batch_size=args.batch_size,
+        gamma=args.gamma,
+        train_freq=args.train_frequency,
+        gradient_steps=1,
+        target_update_interval=args.target_network_frequency,
+        exploration_fraction=args.exploration_fraction,
+        exploration_initial_eps=args.start_e,
+        exploration_final_eps=args.end_e,
+        max_grad_norm=args.max_grad_norm,
+        policy_kwargs={
+            "net_arch": list(args.hidden_sizes),
+            "optimizer_kwargs": {"eps": args.adam_eps},
+        },
         seed=args.seed,
         device="cpu",
     )
@@ -152,7 +192,12 @@ def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
     torch.set_num_threads(1)
     _, args = parse_script_args(script, flags)
     check_supported(args)
-    model = sb3_ppo(args) if script == "ppo" else sb3_td3(script, args)
+    if script == "ppo":
+        model = sb3_ppo(args)
+    elif script == "dqn_rainbow":
+        model = sb3_dqn(args)
+    else:
+        model = sb3_td3(script, args)
     run_name = f"{args.env_id}__sb3_{script.split('_')[0]}__{args.seed}__{int(time.time())}"
     writer = SummaryWriter(os.path.join(runs_dir, "runs", run_name))
 
@@ -224,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     flags = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("script", choices=["td3_continuous", "ddpg_continuous", "ppo"])
+    parser.add_argument(
+        "script", choices=["td3_continuous", "ddpg_continuous", "ppo", "dqn_rainbow"]
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--runs-dir", default=os.path.join(ROOT, "benchmarks", "runs"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -265,6 +265,41 @@ def test_ppo_peer_logs_the_same_keys_with_normalization(tmp_path, capsys):
     assert [s for s, _ in scalars["eval/episodic_return"]] == [256, 512]
 
 
+def test_dqn_peer_needs_plain_dqn_and_runs_it(tmp_path, capsys):
+    _, rainbow = peers.parse_script_args("dqn_rainbow", [])
+    with pytest.raises(SystemExit, match="--per, --double, --dueling, --n-step > 1"):
+        peers.check_supported(rainbow)
+    plain = [
+        "--no-double",
+        "--no-per",
+        "--no-dueling",
+        "--n-step",
+        "1",
+        "--no-distributional",
+        "--no-noisy",
+        "--total-timesteps",
+        "300",
+        "--learning-starts",
+        "100",
+        "--batch-size",
+        "16",
+        "--hidden-sizes",
+        "16",
+        "16",
+        "--eval-frequency",
+        "0",
+        "--eval-episodes",
+        "1",
+    ]
+    assert (
+        peers.main(["dqn_rainbow", "--seeds", "1", "--runs-dir", str(tmp_path), "--", *plain]) == 0
+    )
+    assert sorted(n.split("__")[1] for n in os.listdir(tmp_path / "runs")) == [
+        "dqn_rainbow",
+        "sb3_dqn",
+    ]
+
+
 def test_peers_refuse_options_sb3_lacks():
     _, args = peers.parse_script_args("td3_continuous", ["--per", "--layer-norm"])
     with pytest.raises(SystemExit, match="no equivalent of --per, --layer-norm"):
