@@ -759,6 +759,8 @@ def train(args: Args) -> dict:
                         args.per_beta + (1.0 - args.per_beta) * global_step / args.total_timesteps
                     )
                     data, idx = rb.sample(args.batch_size, rng, beta)
+                    if args.noisy:
+                        target_network.reset_noise()  # the target's noise is drawn afresh too
                     loss, per_sample, q_taken = dqn_loss(data, q_network, target_network, args)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
