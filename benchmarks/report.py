@@ -171,6 +171,8 @@ def main() -> None:
     parser.add_argument(
         "--include", default="", help="only variants (exp_name) matching this regex"
     )
+    parser.add_argument("--solve-at", type=float, help="add: steps to the first evaluation >= this")
+    parser.add_argument("--late-from", type=int, help="add: mean evaluation from this step on")
     a = parser.parse_args()
 
     groups = collect(a.runs_dir, a.include)
@@ -180,9 +182,15 @@ def main() -> None:
     peers = [read_peer(p) for p in a.peer]
     rng = np.random.default_rng(0)
     at_cols = "".join(f" eval at {s // 1000}k |" for s in a.at)
+    extra = []
+    if a.solve_at is not None:
+        extra.append(f"steps to {a.solve_at:g} (mean, seeds that got there)")
+    if a.late_from is not None:
+        extra.append(f"mean eval from {a.late_from // 1000}k")
+    at_cols += "".join(f" {name} |" for name in extra)
     lines = [
         f"| env | variant | seeds | steps | final eval (mean +- std) | 95% CI | IQM |{at_cols} SPS |",
-        "|-|-|-|-|-|-|-|" + "-|" * len(a.at) + "-|",
+        "|-|-|-|-|-|-|-|" + "-|" * (len(a.at) + len(extra)) + "-|",
     ]
     with open(os.path.join(a.out, f"{a.name}_curves.csv"), "w", newline="") as f:
         writer = csv.writer(f)
@@ -199,6 +207,22 @@ def main() -> None:
                 vals = [value_at(run["eval"], step) for run in seeds.values()]
                 vals = [v for v in vals if v is not None]
                 cols += f" {np.mean(vals):.1f} |" if vals else " - |"
+            if a.solve_at is not None:
+                solved = [
+                    next((s for s, v in run["eval"] if v >= a.solve_at), None)
+                    for run in seeds.values()
+                ]
+                solved = [s for s in solved if s is not None]
+                cols += (
+                    f" {np.mean(solved):.0f} ({len(solved)}/{len(seeds)}) |" if solved else " - |"
+                )
+            if a.late_from is not None:
+                late = [
+                    np.mean([v for s, v in run["eval"] if s >= a.late_from])
+                    for run in seeds.values()
+                    if run["eval"][-1][0] >= a.late_from
+                ]
+                cols += f" {np.mean(late):.1f} |" if late else " - |"
             sps = np.median([run["sps"] for run in seeds.values()])
             lines.append(
                 f"| {env_id} | {exp_name} | {len(finals)} | "
@@ -210,7 +234,7 @@ def main() -> None:
         cols = "".join(
             f" {value_at(curve, s):.1f} |" if value_at(curve, s) is not None else " - |"
             for s in a.at
-        )
+        ) + " - |" * len(extra)
         lines.append(
             f"| {a.peer_env} | {label} (peer) | 1 | {curve[-1][0]} | {curve[-1][1]:.1f} | "
             f"- | - |{cols} - |"

@@ -190,6 +190,10 @@ def test_report_plots_and_tabulates_the_runs_numbers(tmp_path, monkeypatch):
             f"Peer={peer}",
             "--peer-env",
             "Pendulum-v1",
+            "--solve-at",
+            "-5000",
+            "--late-from",
+            "400",
         ],
     )
     report.main()
@@ -200,6 +204,8 @@ def test_report_plots_and_tabulates_the_runs_numbers(tmp_path, monkeypatch):
     (row,) = [line for line in table.splitlines() if "td3_continuous" in line]
     assert f"{finals.mean():.1f} +- {finals.std():.1f}" in row
     assert f"{np.mean(first_evals):.1f}" in row  # the evaluation at 200 steps
+    assert "| 200 (2/2) |" in row  # every seed's first evaluation is above -5000
+    assert f"| {finals.mean():.1f} |" in row  # the mean from step 400 on: the final one
     assert "| Pendulum-v1 | Peer (peer) | 1 | 400 | -900.0 |" in table
     assert (tmp_path / "out" / "t_sps.png").exists()
     csv_rows = (tmp_path / "out" / "t_curves.csv").read_text().splitlines()
