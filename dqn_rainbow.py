@@ -103,7 +103,7 @@ class Args:
     """transitions collected before learning starts"""
     train_frequency: int = 1
     """transitions between gradient updates"""
-    target_network_frequency: int = 500
+    target_network_frequency: int = 100
     """transitions between copies of the online network into the target network"""
     hidden_sizes: tuple[int, ...] = (128, 128)
     """MLP torso and head sizes for vector observations (the last one is the head's)"""
