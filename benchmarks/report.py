@@ -97,7 +97,7 @@ def read_peer(spec: str) -> tuple[str, list[tuple[int, float]]]:
     label, path = spec.split("=", 1)
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    return label, [(r["step"], r["eval_mean"]) for r in rows]
+    return label, [(r["step"], r["eval_mean"]) for r in rows if "eval_mean" in r]  # not the summary
 
 
 def plot(env_id: str, groups: dict, peers: list, path: str) -> None:

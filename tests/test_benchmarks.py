@@ -172,7 +172,10 @@ def test_report_plots_and_tabulates_the_runs_numbers(tmp_path, monkeypatch):
         for seed in (1, 2)
     ]
     peer = tmp_path / "peer.jsonl"
-    peer.write_text('{"step": 200, "eval_mean": -1000.0}\n{"step": 400, "eval_mean": -900.0}\n')
+    peer.write_text(
+        '{"step": 200, "eval_mean": -1000.0}\n{"step": 400, "eval_mean": -900.0}\n'
+        '{"done": true, "steps": 400, "sps": 50.0}\n'
+    )
     monkeypatch.setattr(
         sys,
         "argv",
