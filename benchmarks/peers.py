@@ -66,6 +66,19 @@ def check_supported(args) -> None:
         raise SystemExit(f"error: SB3's counterpart has no equivalent of {', '.join(bad)}")
 
 
+def off_policy_kwargs(args) -> dict:
+    """The settings SB3's TD3 and DQN take alike, from our Args."""
+    return dict(
+        learning_rate=args.learning_rate,
+        buffer_size=args.buffer_size,
+        learning_starts=args.learning_starts,
+        batch_size=args.batch_size,
+        gamma=args.gamma,
+        seed=args.seed,
+        device="cpu",
+    )
+
+
 def sb3_td3(script: str, args):
     """SB3's TD3 with our Args (DDPG: one critic, no policy delay, no target smoothing)."""
     import gymnasium as gym
@@ -85,12 +98,7 @@ def sb3_td3(script: str, args):
     return TD3(
         "MlpPolicy",
         env,
-        learning_rate=args.learning_rate,
-        buffer_size=args.buffer_size,
-        learning_starts=args.learning_starts,
-        batch_size=args.batch_size,
         tau=args.tau,
-        gamma=args.gamma,
         train_freq=1,
         gradient_steps=max(1, round(args.updates_per_step)),
         action_noise=noise,
@@ -98,8 +106,7 @@ def sb3_td3(script: str, args):
         target_policy_noise=args.policy_noise if td3 else 0.0,
         target_noise_clip=args.noise_clip if td3 else 0.0,
         policy_kwargs={"net_arch": list(args.hidden_sizes), "n_critics": 2 if td3 else 1},
-        seed=args.seed,
-        device="cpu",
+        **off_policy_kwargs(args),
     )
 
 
@@ -112,11 +119,6 @@ def sb3_dqn(args):
     return DQN(
         "MlpPolicy",
         gym.make(args.env_id),
-        learning_rate=args.learning_rate,
-        buffer_size=args.buffer_size,
-        learning_starts=args.learning_starts,
-        batch_size=args.batch_size,
-        gamma=args.gamma,
         train_freq=args.train_frequency,
         gradient_steps=1,
         target_update_interval=args.target_network_frequency,
@@ -128,8 +130,7 @@ def sb3_dqn(args):
             "net_arch": list(args.hidden_sizes),
             "optimizer_kwargs": {"eps": args.adam_eps},
         },
-        seed=args.seed,
-        device="cpu",
+        **off_policy_kwargs(args),
     )
 
 
