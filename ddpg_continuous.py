@@ -25,7 +25,6 @@ import numpy as np
 import pybullet_envs_gymnasium  # noqa: F401  (registers the Bullet envs)
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -750,19 +749,22 @@ def train(args: Args) -> dict:
                             "charts/param_noise_distance", param_noise.distance, global_step
                         )
 
-            sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
-            recent = np.mean(episodic_returns[-10:]) if episodic_returns else float("nan")
-            if crossed(global_step, args.num_envs, LOG_EVERY):
-                writer.add_scalar("charts/SPS", sps, global_step)
-                bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
-            if bar.disable and crossed(
+            log_now = crossed(global_step, args.num_envs, LOG_EVERY)
+            print_now = bar.disable and crossed(
                 global_step, args.num_envs, max(args.total_timesteps // 20, 1)
-            ):
-                print(
-                    f"step {global_step}/{args.total_timesteps} sps {sps:.0f} "
-                    f"return(last 10) {recent:.1f}",
-                    flush=True,
-                )
+            )
+            if log_now or print_now:  # not every step: these are only for the logs
+                sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
+                recent = np.mean(episodic_returns[-10:]) if episodic_returns else float("nan")
+                if log_now:
+                    writer.add_scalar("charts/SPS", sps, global_step)
+                    bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
+                if print_now:
+                    print(
+                        f"step {global_step}/{args.total_timesteps} sps {sps:.0f} "
+                        f"return(last 10) {recent:.1f}",
+                        flush=True,
+                    )
             if crossed(global_step, args.num_envs, args.eval_frequency) and (
                 global_step < args.total_timesteps
             ):
