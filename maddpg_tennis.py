@@ -1,0 +1,1148 @@
+"""MADDPG: Multi-Agent DDPG, on Tennis (built in) and PettingZoo parallel environments.
+
+Each agent acts from its own observation with a deterministic actor; each agent's critic sees every
+agent's observation and action during training, so the others' changing policies do not make its
+targets non-stationary (Lowe et al. 2017, https://arxiv.org/abs/1706.02275). The Tennis task of the
+Unity ML-Agents toolkit is re-implemented below in NumPy, vectorized over courts.
+
+Usage: python maddpg_tennis.py            (Tennis; --env-id simple_spread_v3 or multiwalker_v9)
+"""
+
+import copy
+import difflib
+import importlib
+import math
+import os
+import pkgutil
+import random
+import signal
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from pettingzoo import ParallelEnv
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """name of this experiment (part of the run name)"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environments"""
+    torch_deterministic: bool = True
+    """make torch deterministic (two seeded CPU runs give identical returns)"""
+    cuda: bool = True
+    """use CUDA when available"""
+    track: bool = False
+    """log to Weights & Biases"""
+    wandb_project_name: str = "single-file-rl"
+    """the W&B project"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of evaluation episodes to videos/{run_name}/"""
+    save_model: bool = False
+    """write a checkpoint to runs/{run_name}/{exp_name}.pt at the end (and on Ctrl-C or SIGTERM)"""
+    checkpoint_frequency: int = 0
+    """also write the checkpoint every this many transitions (0: only at the end)"""
+    save_buffer: bool = False
+    """include the replay buffer in checkpoints, so a resumed run continues as the same run"""
+    resume: str | None = None
+    """continue the run saved in this checkpoint (its hyperparameters and run name are kept)"""
+    eval_checkpoint: str | None = None
+    """evaluate the agents in this checkpoint (video with --capture-video), then exit"""
+    eval_frequency: int = 10_000
+    """run a deterministic evaluation every this many transitions (0: only at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+    env_id: str = "Tennis"
+    """Tennis (built in) or a PettingZoo parallel env with Box actions, e.g. simple_spread_v3"""
+    total_timesteps: int = 60_000
+    """joint transitions to collect, summed over all environments"""
+    num_envs: int = 1
+    """parallel environments (Tennis: courts simulated together as arrays)"""
+
+    # Algorithm specific arguments
+    max_episode_steps: int = 1000
+    """Tennis: steps after which a rally is cut off (a truncation, not a termination)"""
+    actor_learning_rate: float = 1e-3
+    """Adam learning rate of the actors"""
+    critic_learning_rate: float = 1e-3
+    """Adam learning rate of the critics"""
+    buffer_size: int = 1_000_000
+    """replay buffer capacity in joint transitions"""
+    gamma: float = 0.99
+    """discount factor"""
+    tau: float = 0.01
+    """target smoothing coefficient: theta' <- tau * theta + (1 - tau) * theta'"""
+    batch_size: int = 256
+    """joint transitions per gradient update"""
+    learning_starts: int = 2_000
+    """transitions of uniformly random actions before learning starts"""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """hidden layer sizes of every actor and critic"""
+    updates_per_step: float = 1.0
+    """gradient updates (of every agent) per transition collected"""
+    grad_clip: float = 1.0
+    """clip each agent's gradient norm, per network, to this (0: no clipping)"""
+    noise_type: Literal["gaussian", "ou"] = "gaussian"
+    """exploration noise added to the actions: Gaussian or Ornstein-Uhlenbeck"""
+    exploration_noise: float = 0.3
+    """action-noise std (OU: sigma) in units of half the action range"""
+    noise_decay_to: float = 0.1
+    """exploration noise falls linearly to this fraction of its scale over the run (1: no decay)"""
+    ou_theta: float = 0.15
+    """Ornstein-Uhlenbeck mean reversion rate"""
+    ou_dt: float = 1e-2
+    """Ornstein-Uhlenbeck time step"""
+    shared_actor: bool = False
+    """one actor for all agents (parameter sharing; the agents must be symmetric)"""
+    independent: bool = False
+    """each critic sees only its own agent's observation and action (independent DDPG)"""
+
+
+def validate_args(args: Args) -> None:
+    """Raises ValueError naming the flag and the fix before anything is built."""
+    positive = ["total_timesteps", "num_envs", "eval_episodes", "batch_size", "buffer_size"]
+    positive += ["max_episode_steps", "actor_learning_rate", "critic_learning_rate"]
+    for name in positive:
+        if not getattr(args, name) > 0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+            )
+    for name in ["checkpoint_frequency", "eval_frequency", "learning_starts", "updates_per_step"]:
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not all(h > 0 for h in args.hidden_sizes):
+        raise ValueError(f"--hidden-sizes must all be positive, got {args.hidden_sizes}")
+    if not 0.0 <= args.gamma <= 1.0:
+        raise ValueError(f"--gamma must be in [0, 1], got {args.gamma}")
+    if not 0.0 < args.tau <= 1.0:
+        raise ValueError(f"--tau must be in (0, 1], got {args.tau}")
+    if args.batch_size > args.buffer_size:
+        raise ValueError(
+            f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}; "
+            "lower the batch or raise the buffer"
+        )
+    if args.exploration_noise < 0 or not 0.0 <= args.noise_decay_to <= 1.0:
+        raise ValueError("--exploration-noise must be >= 0 and --noise-decay-to in [0, 1]")
+    if args.grad_clip < 0:
+        raise ValueError(f"--grad-clip must be >= 0 (0 disables it), got {args.grad_clip}")
+
+
+class Tennis:
+    """Two-player Tennis of Unity ML-Agents (v0.4, as in the Udacity course), in NumPy, for many
+    courts at once. Facts from the ML-Agents sources, as gathered in the project's TENNIS_SPEC.md;
+    units are Unity's (metres, seconds), x points from agent A (left) to agent B, y up.
+
+        y                     |<- "over" plane x = 0, y in [-1, 9]: +0.1 to the last hitter
+        6  .  ball drop (x = +-U(6, 8))
+           .                  |
+       -1  .                 |#|  net: x in [-0.05, 0.05], y in [-5, -1]
+      -1.5   /A  (reset)     |#|              B\\  rackets tilted 55 degrees, mirrored
+    -3.25 ===================|#|===================  scoring floors A (x < 0) and B (x > 0)
+          x = -12.27 wall A           0           wall B x = +12.27
+
+    Per physics step (0.02 s; an env step repeats the action over 5 of them, 0.1 s), for agent A
+    (m = +1) and B (m = -1): vx = 30 * m * clip(a0, -1, 1) is set, not forced; if clip(a1) > 0.5 and
+    the racket is below y = -1.5 its vy is set to 7 (a jump); gravity 9.81 pulls racket and ball.
+    The spec's "below -1.5" means "on the ground", but a racket of this geometry rests lower (at
+    about -2.55), so a racket falling through that band could jump again in mid-air; here it must
+    not be falling (vy >= 0): it keeps being pushed at 7 until it passes -1.5, as in Unity, and can
+    jump again only once it has landed.
+    A racket's x stays in [-12.27, -1] (A) or [1, 12.27] (B); its lowest corner stays above the
+    floor slab (y = -3.25). Ball velocity components are clamped to [-9, 9].
+
+    Contact model (the spec's materials, written down here): the racket is velocity-controlled,
+    so it is kinematic in a contact. Its collider is a 1.1 x 1.875 box turned by +-55 degrees whose
+    centre sits 0.5 along the racket's long axis above the racket's origin; at rest on the slab the
+    origin is at y = RACKET_REST_Y (about -2.55). When the ball (radius 0.5) overlaps the box, it
+    is pushed out along the contact normal and, if approaching, its velocity relative to the racket
+    is reflected about that normal (bounciness 1, friction 0), then the racket's velocity is added
+    back. The tilt is what sends a ball falling on the face up and toward the net.
+
+    Rewards: a ball crossing x = 0 above the net gives the last hitter +0.1. A ball touching a
+    floor slab gives that side -0.01; touching the net or a back wall gives the last hitter -0.01.
+    Either ends the episode (a termination for both agents). Rewards add up over the 5 physics steps.
+    A rally longer than max_steps is truncated.
+
+    Observation per agent: 8 numbers per frame, the 3 latest frames stacked oldest first (24),
+    mirrored so that both agents play from the left: [m*x_racket, y_racket, m*vx_racket, vy_racket,
+    m*x_ball, y_ball, m*vx_ball, vy_ball]. At reset the two older frames are zeros. The v0.4 build
+    observed the racket's velocity again in slots 6-7 (a bug); here they hold the ball's velocity.
+    """
+
+    DT, SUBSTEPS, GRAVITY = 0.02, 5, 9.81
+    FLOOR_Y, WALL_X, BALL_RADIUS, BALL_MAX_SPEED = -3.25, 12.27, 0.5, 9.0
+    NET_HALF_WIDTH, NET_BOTTOM, NET_TOP, OVER_TOP = 0.05, -5.0, -1.0, 9.0
+    RACKET_HALF = (0.55, 0.9375)
+    RACKET_TILT = math.radians(55.0)
+    RACKET_OFFSET = 0.5
+    RACKET_SPEED, JUMP_SPEED, JUMP_BELOW, NET_GAP = 30.0, 7.0, -1.5, 1.0
+    RACKET_REST_Y = (
+        FLOOR_Y
+        + RACKET_HALF[0] * math.sin(RACKET_TILT)
+        + RACKET_HALF[1] * math.cos(RACKET_TILT)
+        - RACKET_OFFSET * math.cos(RACKET_TILT)
+    )
+    N_AGENTS, OBS_DIM, ACT_DIM, FRAMES = 2, 24, 2, 3
+
+    def __init__(
+        self, num_envs: int = 1, max_steps: int = 1000, seed: int | None = None, autoreset=True
+    ):
+        self.num_envs, self.max_steps, self.autoreset = num_envs, max_steps, autoreset
+        self.n_agents, self.obs_dim, self.act_dim = self.N_AGENTS, self.OBS_DIM, self.ACT_DIM
+        self.action_low, self.action_high = -np.ones((2, 2)), np.ones((2, 2))
+        self.rng = np.random.default_rng(seed)
+        self.mirror = np.array([1.0, -1.0])  # m per agent: A plays from the left, B is mirrored
+        tilt = self.RACKET_TILT * self.mirror
+        self.axis_x = np.stack([np.cos(tilt), np.sin(tilt)], -1)  # (2, 2): box's local x, per agent
+        self.axis_y = np.stack([-np.sin(tilt), np.cos(tilt)], -1)  # long axis
+        n = num_envs
+        self.racket_pos, self.racket_vel = np.zeros((n, 2, 2)), np.zeros((n, 2, 2))
+        self.ball_pos, self.ball_vel = np.zeros((n, 2)), np.zeros((n, 2))
+        self.last_hitter = np.full(n, -1)
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.frames = np.zeros((n, 2, self.FRAMES, 8))
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Resets every court; returns observations (num_envs, 2, 24)."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self._reset_courts(np.ones(self.num_envs, dtype=bool))
+        return self.observations()
+
+    def _reset_courts(self, mask: np.ndarray) -> None:
+        k = int(mask.sum())
+        self.racket_pos[mask, :, 0] = -self.mirror * self.rng.uniform(6.0, 8.0, (k, 2))
+        self.racket_pos[mask, :, 1] = -1.5
+        self.racket_vel[mask] = 0.0
+        side = np.where(self.rng.random(k) < 0.5, -1.0, 1.0)
+        self.ball_pos[mask, 0] = side * self.rng.uniform(6.0, 8.0, k)
+        self.ball_pos[mask, 1] = 6.0
+        self.ball_vel[mask] = 0.0
+        self.last_hitter[mask] = -1
+        self.steps[mask] = 0
+        self.frames[mask] = 0.0
+        self.frames[mask, :, -1] = self._frame()[mask]
+
+    def _frame(self) -> np.ndarray:
+        """The current 8-number frame of each agent, mirrored: (num_envs, 2, 8)."""
+        m = self.mirror[None, :]
+        ball_pos = np.broadcast_to(self.ball_pos[:, None], self.racket_pos.shape)
+        ball_vel = np.broadcast_to(self.ball_vel[:, None], self.racket_vel.shape)
+        return np.stack(
+            [
+                m * self.racket_pos[..., 0],
+                self.racket_pos[..., 1],
+                m * self.racket_vel[..., 0],
+                self.racket_vel[..., 1],
+                m * ball_pos[..., 0],
+                ball_pos[..., 1],
+                m * ball_vel[..., 0],
+                ball_vel[..., 1],
+            ],
+            -1,
+        )
+
+    def observations(self) -> np.ndarray:
+        return self.frames.reshape(self.num_envs, 2, self.OBS_DIM).astype(np.float32)
+
+    @staticmethod
+    def score(returns: np.ndarray) -> np.ndarray:
+        """An episode's score: the better of the two agents' returns."""
+        return returns.max(-1)
+
+    def step(self, actions: np.ndarray):
+        """Steps every court with actions (num_envs, 2, 2). Returns (obs, rewards (num_envs, 2),
+        terminated (num_envs, 2), the same for both agents, truncated (num_envs,), final_obs).
+        With autoreset a finished court is reset at once: obs holds its first observation and
+        final_obs its last one (final_obs equals obs for courts still playing)."""
+        actions = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+        move_x = actions[..., 0] * self.mirror[None, :]
+        jump = actions[..., 1] > 0.5
+        rewards = np.zeros((self.num_envs, 2))
+        done = np.zeros(self.num_envs, dtype=bool)
+        for _ in range(self.SUBSTEPS):
+            done |= self._physics_step(move_x, jump, ~done, rewards)
+        self.steps += 1
+        self.frames = np.concatenate([self.frames[:, :, 1:], self._frame()[:, :, None]], axis=2)
+        final_obs = self.observations()
+        truncated = ~done & (self.steps >= self.max_steps)
+        finished = done | truncated
+        if self.autoreset and finished.any():
+            self._reset_courts(finished)
+        terminated = np.repeat(done[:, None], 2, axis=1)
+        return self.observations(), rewards.astype(np.float32), terminated, truncated, final_obs
+
+    def _physics_step(self, move_x, jump, live, rewards) -> np.ndarray:
+        """One 0.02 s step of the courts in `live` (others stay frozen); adds rewards in place and
+        returns which courts ended in it."""
+        dt, lv = self.DT, live[:, None]
+        vel = self.racket_vel.copy()
+        vel[..., 0] = self.RACKET_SPEED * move_x
+        # A falling racket cannot jump again before it lands (see the class docstring).
+        can_jump = (self.racket_pos[..., 1] < self.JUMP_BELOW) & (vel[..., 1] >= 0.0)
+        vel[..., 1] = np.where(jump & can_jump, self.JUMP_SPEED, vel[..., 1])
+        vel[..., 1] -= self.GRAVITY * dt
+        pos = self.racket_pos + vel * dt
+        # Rackets stay on their side of the net, in the court, and above the floor slab.
+        near, far = self.NET_GAP, self.WALL_X
+        pos[:, 0, 0] = np.clip(pos[:, 0, 0], -far, -near)
+        pos[:, 1, 0] = np.clip(pos[:, 1, 0], near, far)
+        grounded = pos[..., 1] <= self.RACKET_REST_Y
+        pos[..., 1] = np.where(grounded, self.RACKET_REST_Y, pos[..., 1])
+        vel[..., 1] = np.where(grounded, np.maximum(vel[..., 1], 0.0), vel[..., 1])
+        self.racket_pos = np.where(lv[..., None], pos, self.racket_pos)
+        self.racket_vel = np.where(lv[..., None], vel, self.racket_vel)
+
+        ball_vel = self.ball_vel.copy()
+        ball_vel[:, 1] -= self.GRAVITY * dt
+        ball_vel = np.clip(ball_vel, -self.BALL_MAX_SPEED, self.BALL_MAX_SPEED)
+        ball_pos = self.ball_pos + ball_vel * dt
+        for agent in range(2):
+            ball_pos, ball_vel, hit = self._racket_contact(agent, ball_pos, ball_vel)
+            self.last_hitter = np.where(hit & live, agent, self.last_hitter)
+        ball_vel = np.clip(ball_vel, -self.BALL_MAX_SPEED, self.BALL_MAX_SPEED)
+
+        courts = np.arange(self.num_envs)
+        hitter = self.last_hitter
+        has_hitter = hitter >= 0
+        crossed = ((ball_pos[:, 0] < 0) != (self.ball_pos[:, 0] < 0)) & (
+            (ball_pos[:, 1] >= self.NET_TOP) & (ball_pos[:, 1] <= self.OVER_TOP)
+        )
+        over = live & crossed & has_hitter
+        rewards[courts[over], hitter[over]] += 0.1
+
+        floor = ball_pos[:, 1] - self.BALL_RADIUS <= self.FLOOR_Y
+        floor_side = (ball_pos[:, 0] > 0).astype(np.int64)  # 0: A's half, 1: B's half
+        net_dx = np.maximum(np.abs(ball_pos[:, 0]) - self.NET_HALF_WIDTH, 0.0)
+        net_dy = np.maximum(
+            np.maximum(self.NET_BOTTOM - ball_pos[:, 1], ball_pos[:, 1] - self.NET_TOP), 0.0
+        )
+        net = net_dx**2 + net_dy**2 < self.BALL_RADIUS**2
+        wall = np.abs(ball_pos[:, 0]) + self.BALL_RADIUS >= self.WALL_X
+        floor_hit = live & floor
+        rewards[courts[floor_hit], floor_side[floor_hit]] -= 0.01
+        fault = live & ~floor & (net | wall) & has_hitter
+        rewards[courts[fault], hitter[fault]] -= 0.01
+        self.ball_pos = np.where(lv, ball_pos, self.ball_pos)
+        self.ball_vel = np.where(lv, ball_vel, self.ball_vel)
+        return live & (floor | net | wall)
+
+    def _racket_contact(self, agent: int, ball_pos: np.ndarray, ball_vel: np.ndarray):
+        """Ball against one racket's box in every court: push out along the contact normal and
+        reflect the approaching relative velocity. Returns (ball_pos, ball_vel, hit)."""
+        ax, ay = self.axis_x[agent], self.axis_y[agent]
+        half_x, half_y = self.RACKET_HALF
+        centre = self.racket_pos[:, agent] + self.RACKET_OFFSET * ay
+        d = ball_pos - centre
+        lx, ly = d @ ax, d @ ay
+        qx, qy = np.clip(lx, -half_x, half_x), np.clip(ly, -half_y, half_y)
+        diff = (lx - qx)[:, None] * ax + (ly - qy)[:, None] * ay
+        dist = np.linalg.norm(diff, axis=1)
+        outside = dist > 1e-9
+        normal = np.where(outside[:, None], diff / np.maximum(dist, 1e-9)[:, None], 0.0)
+        depth = self.BALL_RADIUS - dist
+        # Centre inside the box: leave through the face nearest to it.
+        pen_x, pen_y = half_x - np.abs(lx), half_y - np.abs(ly)
+        inside_normal = np.where(
+            (pen_x < pen_y)[:, None],
+            np.sign(lx + 1e-12)[:, None] * ax,
+            np.sign(ly + 1e-12)[:, None] * ay,
+        )
+        normal = np.where(outside[:, None], normal, inside_normal)
+        depth = np.where(outside, depth, np.minimum(pen_x, pen_y) + self.BALL_RADIUS)
+        hit = depth > 0
+        rel = ball_vel - self.racket_vel[:, agent]
+        rel_n = np.sum(rel * normal, axis=1)
+        bounce = hit & (rel_n < 0)
+        ball_vel = ball_vel - np.where(bounce, 2.0 * rel_n, 0.0)[:, None] * normal
+        ball_pos = ball_pos + np.where(hit, depth, 0.0)[:, None] * normal
+        return ball_pos, ball_vel, hit
+
+    def render(self, court: int = 0, width: int = 400) -> np.ndarray:
+        """An RGB image (uint8) of one court: floor, net, the two rackets and the ball."""
+        x0, x1, y0, y1 = -12.5, 12.5, -3.5, 9.0
+        height = int(width * (y1 - y0) / (x1 - x0))
+        xs = x0 + (np.arange(width) + 0.5) * (x1 - x0) / width
+        ys = y1 - (np.arange(height) + 0.5) * (y1 - y0) / height
+        px, py = np.meshgrid(xs, ys)
+        image = np.full((height, width, 3), (235, 240, 250), dtype=np.uint8)
+        image[py <= self.FLOOR_Y] = (90, 150, 90)
+        net = (np.abs(px) <= 0.08) & (py >= self.NET_BOTTOM) & (py <= self.NET_TOP)
+        image[net] = (60, 60, 60)
+        for agent, colour in [(0, (200, 60, 60)), (1, (60, 60, 200))]:
+            ax, ay = self.axis_x[agent], self.axis_y[agent]
+            centre = self.racket_pos[court, agent] + self.RACKET_OFFSET * ay
+            dx, dy = px - centre[0], py - centre[1]
+            inside = (np.abs(dx * ax[0] + dy * ax[1]) <= self.RACKET_HALF[0]) & (
+                np.abs(dx * ay[0] + dy * ay[1]) <= self.RACKET_HALF[1]
+            )
+            image[inside] = colour
+        bx, by = self.ball_pos[court]
+        image[(px - bx) ** 2 + (py - by) ** 2 <= self.BALL_RADIUS**2] = (230, 180, 20)
+        return image
+
+
+class TennisParallelEnv(ParallelEnv):
+    """One Tennis court behind PettingZoo's parallel API: agents "player_a" (left) and "player_b",
+    each with a 24-number observation and 2 actions in [-1, 1]."""
+
+    metadata = {"name": "tennis_v0", "render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, max_steps: int = 1000, render_mode: str | None = None):
+        self.possible_agents = ["player_a", "player_b"]
+        self.agents: list[str] = []
+        self.render_mode = render_mode
+        self.court = Tennis(1, max_steps, autoreset=False)
+        self._observation_space = gym.spaces.Box(-np.inf, np.inf, (Tennis.OBS_DIM,), np.float32)
+        self._action_space = gym.spaces.Box(-1.0, 1.0, (Tennis.ACT_DIM,), np.float32)
+
+    def observation_space(self, agent: str) -> gym.spaces.Box:
+        return self._observation_space
+
+    def action_space(self, agent: str) -> gym.spaces.Box:
+        return self._action_space
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self.agents = list(self.possible_agents)
+        obs = self.court.reset(seed)[0]
+        return {a: obs[i] for i, a in enumerate(self.agents)}, {a: {} for a in self.agents}
+
+    def step(self, actions: dict):
+        joint = np.stack([actions[a] for a in self.possible_agents])[None]
+        obs, rewards, terminated, truncated, _ = self.court.step(joint)
+        out = [
+            {a: value for a, value in zip(self.agents, values)}
+            for values in (obs[0], rewards[0].tolist(), terminated[0].tolist())
+        ]
+        truncations = {a: bool(truncated[0]) for a in self.agents}
+        infos = {a: {} for a in self.agents}
+        if terminated[0].all() or truncated[0]:
+            self.agents = []
+        return out[0], out[1], out[2], truncations, infos
+
+    def render(self) -> np.ndarray:
+        return self.court.render(0)
+
+
+def find_pettingzoo_env(env_id: str):
+    """The PettingZoo (or mpe2) module whose parallel_env builds env_id; ValueError with the close
+    matches among the installed ones otherwise."""
+    families = ["mpe2", "pettingzoo.sisl", "pettingzoo.butterfly"]
+    known = ["Tennis"]
+    for family in families:
+        try:
+            package = importlib.import_module(family)
+        except ImportError:
+            continue
+        known += [m.name for m in pkgutil.iter_modules(package.__path__) if "_v" in m.name]
+        if env_id in known:
+            return importlib.import_module(f"{family}.{env_id}")
+    close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise ValueError(f"--env-id {env_id} is neither Tennis nor a PettingZoo parallel env{hint}")
+
+
+class PettingZooVecEnv:
+    """Copies of a PettingZoo parallel env behind the array interface of Tennis: observations
+    (num_envs, n_agents, obs_dim), zero-padded to the largest agent's, rewards and terminations
+    (num_envs, n_agents), truncations (num_envs,). An agent that leaves early observes zeros and
+    counts as terminated; a copy whose agents are all gone is reset at once. The score of an
+    episode is the sum of the agents' returns (the team's return)."""
+
+    def __init__(self, env_id: str, num_envs: int, seed: int, render: bool = False):
+        module = find_pettingzoo_env(env_id)
+        kwargs = {"continuous_actions": True} if module.__name__.startswith("mpe2") else {}
+        if render:
+            kwargs["render_mode"] = "rgb_array"
+        self.envs = [module.parallel_env(**kwargs) for _ in range(num_envs)]
+        env = self.envs[0]
+        self.agent_names = list(env.possible_agents)
+        spaces = [env.action_space(a) for a in self.agent_names]
+        if not all(isinstance(s, gym.spaces.Box) for s in spaces):
+            raise ValueError(
+                f"--env-id {env_id} has {type(spaces[0]).__name__} actions; this script needs "
+                "continuous (Box) actions (mpe2 envs are made with continuous_actions=True)"
+            )
+        if len({s.shape for s in spaces}) != 1:
+            raise ValueError(f"--env-id {env_id}: its agents' action shapes differ; not supported")
+        self.num_envs, self.n_agents = num_envs, len(self.agent_names)
+        self.obs_dims = [gym.spaces.flatdim(env.observation_space(a)) for a in self.agent_names]
+        self.obs_dim, self.act_dim = max(self.obs_dims), spaces[0].shape[0]
+        self.action_low = np.stack([s.low for s in spaces]).astype(np.float64)
+        self.action_high = np.stack([s.high for s in spaces]).astype(np.float64)
+        self.seed = seed
+        self.terminated = np.zeros((num_envs, self.n_agents), dtype=bool)
+
+    @staticmethod
+    def score(returns: np.ndarray) -> np.ndarray:
+        return returns.sum(-1)
+
+    def _array(self, obs: dict) -> np.ndarray:
+        out = np.zeros((self.n_agents, self.obs_dim), dtype=np.float32)
+        for i, agent in enumerate(self.agent_names):
+            if agent in obs:
+                out[i, : self.obs_dims[i]] = np.asarray(obs[agent], dtype=np.float32).ravel()
+        return out
+
+    def _reset(self, i: int, seed: int | None = None) -> np.ndarray:
+        self.terminated[i] = False
+        return self._array(self.envs[i].reset(seed=seed)[0])
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        seed = self.seed if seed is None else seed
+        return np.stack([self._reset(i, seed + i) for i in range(self.num_envs)])
+
+    def step(self, actions: np.ndarray):
+        obs = np.zeros((self.num_envs, self.n_agents, self.obs_dim), dtype=np.float32)
+        final_obs = np.zeros_like(obs)
+        rewards = np.zeros((self.num_envs, self.n_agents), dtype=np.float32)
+        terminated = np.zeros((self.num_envs, self.n_agents), dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        for i, env in enumerate(self.envs):
+            live = {a: actions[i, j] for j, a in enumerate(self.agent_names) if a in env.agents}
+            o, r, term, trunc, _ = env.step(live)
+            for j, agent in enumerate(self.agent_names):
+                rewards[i, j] = r.get(agent, 0.0)
+                self.terminated[i, j] |= bool(term.get(agent, False))
+            terminated[i] = self.terminated[i]
+            obs[i] = final_obs[i] = self._array(o)
+            if not env.agents:
+                terminated[i] |= ~np.array([trunc.get(a, False) for a in self.agent_names])
+                truncated[i] = not terminated[i].all()
+                obs[i] = self._reset(i)
+        return obs, rewards, terminated, truncated, final_obs
+
+    def render(self, court: int = 0) -> np.ndarray:
+        return self.envs[court].render()
+
+
+def make_multi_agent_env(args: Args, num_envs: int, seed: int, render: bool = False):
+    """Tennis courts or PettingZoo env copies, behind one array interface."""
+    if args.env_id == "Tennis":
+        return Tennis(num_envs, args.max_episode_steps, seed)
+    return PettingZooVecEnv(args.env_id, num_envs, seed, render)
+
+
+class BatchedMLP(nn.Module):
+    """k MLPs of one shape (ReLU between layers) evaluated as one: each layer is a batched matrix
+    product over weights (k, in, out), so n agents' networks cost the kernels of one."""
+
+    def __init__(self, k: int, sizes: list[int]):
+        super().__init__()
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default initialization
+            self.weights.append(
+                nn.Parameter(torch.empty(k, fan_in, fan_out).uniform_(-bound, bound))
+            )
+            self.biases.append(nn.Parameter(torch.empty(k, 1, fan_out).uniform_(-bound, bound)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (k, B, in) -> (k, B, out)
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias, x, weight)
+            if i < len(self.weights) - 1:
+                x = torch.relu(x)
+        return x
+
+
+class Actor(nn.Module):
+    """Every agent's deterministic policy mu_i(o_i), tanh squashed and scaled to its action
+    bounds; with shared_actor one network serves all agents."""
+
+    def __init__(self, n_agents: int, obs_dim: int, act_dim: int, low, high, args: Args):
+        super().__init__()
+        self.shared = args.shared_actor
+        sizes = [obs_dim, *args.hidden_sizes, act_dim]
+        self.net = BatchedMLP(1 if self.shared else n_agents, sizes)
+        low, high = (torch.as_tensor(b, dtype=torch.float32) for b in (low, high))
+        self.register_buffer("action_scale", (high - low) / 2)  # (n_agents, act_dim)
+        self.register_buffer("action_bias", (high + low) / 2)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, n, obs_dim) -> (B, n, act_dim)
+        batch, n, _ = obs.shape
+        if self.shared:
+            x = self.net(obs.reshape(1, batch * n, -1)).reshape(batch, n, -1)
+        else:
+            x = self.net(obs.transpose(0, 1)).transpose(0, 1)
+        return torch.tanh(x) * self.action_scale + self.action_bias
+
+
+class Critic(nn.Module):
+    """Every agent's centralized Q_i(o_1..o_n, a_1..a_n) (with independent: Q_i(o_i, a_i))."""
+
+    def __init__(self, n_agents: int, obs_dim: int, act_dim: int, args: Args):
+        super().__init__()
+        self.independent = args.independent
+        in_dim = obs_dim + act_dim if self.independent else n_agents * (obs_dim + act_dim)
+        self.net = BatchedMLP(n_agents, [in_dim, *args.hidden_sizes, 1])
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """obs (B, n, obs_dim); actions (n, B, n, act_dim): the joint action each critic i is
+        asked about. Returns Q (n, B)."""
+        n, batch = actions.shape[:2]
+        if self.independent:
+            own_actions = torch.diagonal(actions, dim1=0, dim2=2).permute(2, 0, 1)  # (n, B, act)
+            x = torch.cat([obs.transpose(0, 1), own_actions], -1)
+        else:
+            joint_obs = obs.reshape(1, batch, -1).expand(n, -1, -1)
+            x = torch.cat([joint_obs, actions.reshape(n, batch, -1)], -1)
+        return self.net(x).squeeze(-1)
+
+
+class ReplayBuffer:
+    """Joint transitions (all agents' observations, actions, rewards, terminations) in
+    preallocated tensors used as a ring, sampled uniformly. A truncated transition keeps its true
+    final observation as next_obs and bootstraps from it, so truncation needs no flag."""
+
+    def __init__(self, capacity: int, n_agents: int, obs_dim: int, act_dim: int, device):
+        self.capacity, self.device, self.pos, self.size = capacity, device, 0, 0
+        self.obs = torch.zeros((capacity, n_agents, obs_dim))
+        self.next_obs = torch.zeros((capacity, n_agents, obs_dim))
+        self.actions = torch.zeros((capacity, n_agents, act_dim))
+        self.rewards = torch.zeros((capacity, n_agents))
+        self.terminated = torch.zeros((capacity, n_agents))
+
+    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
+        """Adds one joint transition per env (arrays with a leading num_envs axis)."""
+        idx = (self.pos + np.arange(len(obs))) % self.capacity
+        for store, value in zip(
+            [self.obs, self.actions, self.rewards, self.next_obs, self.terminated],
+            [obs, actions, rewards, next_obs, terminated],
+        ):
+            store[idx] = torch.as_tensor(value, dtype=torch.float32)
+        self.pos = int(idx[-1] + 1) % self.capacity
+        self.size = min(self.size + len(obs), self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator):
+        t = torch.as_tensor(rng.integers(0, self.size, batch_size))
+        batch = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
+        return tuple(x[t].to(self.device, non_blocking=True) for x in batch)
+
+    def state_dict(self) -> dict:
+        n = self.size
+        names = ["obs", "next_obs", "actions", "rewards", "terminated"]
+        return {"pos": self.pos, "size": n, **{k: getattr(self, k)[:n] for k in names}}
+
+    def load_state_dict(self, state: dict) -> None:
+        n = self.size = state["size"]
+        self.pos = state["pos"]
+        for name in ["obs", "next_obs", "actions", "rewards", "terminated"]:
+            getattr(self, name)[:n] = state[name]
+
+
+class OrnsteinUhlenbeckNoise:
+    """Temporally correlated noise per env, agent and action dimension:
+    x <- x + theta * (0 - x) * dt + sigma * sqrt(dt) * N(0, 1); reset to 0 when an episode ends."""
+
+    def __init__(self, shape: tuple[int, ...], theta: float, dt: float):
+        self.theta, self.dt = theta, dt
+        self.x = np.zeros(shape)
+
+    def sample(self, sigma: float, rng: np.random.Generator) -> np.ndarray:
+        noise = rng.standard_normal(self.x.shape)
+        self.x = self.x - self.theta * self.x * self.dt + sigma * np.sqrt(self.dt) * noise
+        return self.x
+
+    def reset(self, done: np.ndarray) -> None:
+        self.x[done] = 0.0
+
+
+def exploration_std(args: Args, global_step: int) -> float:
+    """The exploration noise scale, decaying linearly to noise_decay_to of its start over the run."""
+    progress = global_step / args.total_timesteps
+    return args.exploration_noise * (1.0 - (1.0 - args.noise_decay_to) * progress)
+
+
+def clip_grad_norm_per_agent(params: list[nn.Parameter], max_norm: float) -> None:
+    """Scales each agent's slice of the gradients (the leading axis) to at most max_norm, as if
+    every agent's network were clipped on its own."""
+    norms = torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in params]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for p in params:
+        p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
+
+
+def update(data, actor, actor_target, critic, critic_target, actor_opt, critic_opt, args: Args):
+    """One MADDPG step for every agent at once: critics toward r_i + gamma * Q'_i(x', mu'(o')),
+    actors up their own critic with the other agents' actions taken from the replay, then Polyak
+    updates of the targets. Returns (critic loss, actor loss, Q)."""
+    obs, actions, rewards, next_obs, terminated = data
+    n = obs.shape[1]
+    with torch.no_grad():
+        next_actions = actor_target(next_obs)[None].expand(n, -1, -1, -1)
+        next_q = critic_target(next_obs, next_actions)  # (n, B)
+        y = rewards.T + args.gamma * (1.0 - terminated.T) * next_q
+    q = critic(obs, actions[None].expand(n, -1, -1, -1))
+    # Summed over agents: each critic's parameters get the gradient of its own mean squared error.
+    critic_loss = (q - y).pow(2).mean(1).sum()
+    critic_opt.zero_grad(set_to_none=True)
+    critic_loss.backward()
+    if args.grad_clip > 0:
+        clip_grad_norm_per_agent(list(critic.parameters()), args.grad_clip)
+    critic_opt.step()
+
+    critic.requires_grad_(False)
+    # Critic i is asked about agent i's current action and the others' replayed actions.
+    own = torch.eye(n, device=obs.device).view(n, 1, n, 1)
+    joint = own * actor(obs)[None] + (1.0 - own) * actions[None]
+    actor_loss = -critic(obs, joint).mean(1).sum()
+    actor_opt.zero_grad(set_to_none=True)
+    actor_loss.backward()
+    if args.grad_clip > 0:
+        clip_grad_norm_per_agent(list(actor.parameters()), args.grad_clip)
+    actor_opt.step()
+    critic.requires_grad_(True)
+    with torch.no_grad():
+        for net, target in [(actor, actor_target), (critic, critic_target)]:
+            torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), args.tau)
+    return critic_loss.detach(), actor_loss.detach(), q.detach()
+
+
+def evaluate(actor: Actor, args: Args, device, video_dir: str | None = None, prefix="eval"):
+    """Plays args.eval_episodes episodes of the deterministic agents (no exploration noise), one
+    per court or env copy, side by side; returns their scores. Records the first with a video_dir.
+    """
+    n_episodes = args.eval_episodes
+    env = make_multi_agent_env(args, n_episodes, args.seed + 10_000, video_dir is not None)
+    obs = env.reset(seed=args.seed + 10_000)
+    returns = np.zeros((n_episodes, env.n_agents))
+    running = np.ones(n_episodes, dtype=bool)
+    frames = [env.render(0)] if video_dir else []
+    while running.any():
+        with torch.no_grad():
+            actions = actor(torch.as_tensor(obs, device=device)).cpu().numpy()
+        obs, rewards, terminated, truncated, _ = env.step(actions)
+        returns[running] += rewards[running]
+        running &= ~(terminated.all(1) | truncated)
+        if frames and running[0]:
+            frames.append(env.render(0))
+    if frames:
+        from moviepy import ImageSequenceClip
+
+        os.makedirs(video_dir, exist_ok=True)
+        clip = ImageSequenceClip(frames, fps=10)
+        clip.write_videofile(os.path.join(video_dir, f"{prefix}.mp4"), logger=None)
+    return [float(s) for s in env.score(returns)]
+
+
+# --- shared: checkpoint ---
+def rng_states(rng: np.random.Generator) -> dict:
+    """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
+    version, mt_state, gauss = random.getstate()
+    state = {"python": [version, list(mt_state), gauss], "numpy": rng.bit_generator.state}
+    state["torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_states(state: dict, rng: np.random.Generator) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
+    """Writes atomically (temporary file, then os.replace). Refuses non-finite weights, so the last
+    good checkpoint stays; returns whether it wrote."""
+    if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
+        print(f"warning: non-finite weights; not writing {path}, which keeps the last good one")
+        return False
+    torch.save(state, f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
+    return True
+
+
+def load_checkpoint(path: str) -> dict:
+    """Reads a checkpoint with weights_only=True; clear errors for a missing or unreadable file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist; check the path given")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(
+            f"checkpoint {path} could not be read ({type(e).__name__}); the file "
+            "is corrupt or not a checkpoint of this script"
+        ) from None
+
+
+def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
+    """load_state_dict with an error that says why a checkpoint does not fit."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:
+        raise ValueError(
+            f"checkpoint {path} does not fit the {name} network of these arguments "
+            "(other --hidden-sizes, --env-id or script?)"
+        ) from None
+
+
+class StopRequest:
+    """Turns Ctrl-C and SIGTERM into a flag the loop checks once per step, so a run stops at a
+    clean point and saves its checkpoint."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self.handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def crossed(step: int, increment: int, every: int) -> bool:
+    """Whether the step counter passed a multiple of `every` in its last increment."""
+    return every > 0 and step // every != (step - increment) // every
+
+
+# --- end shared: checkpoint ---
+
+
+LOG_EVERY = 1_000
+"""transitions between loss logs (each costs a host-device sync)"""
+SOLVED_SCORE = 0.5
+"""Tennis counts as solved when the mean score of 100 consecutive episodes reaches this"""
+SESSION_FIELDS = [
+    "resume",
+    "total_timesteps",
+    "cuda",
+    "track",
+    "save_model",
+    "save_buffer",
+    "checkpoint_frequency",
+    "capture_video",
+]
+"""fields a resumed run takes from the command line; all others come from its checkpoint"""
+
+
+# --- shared: seeding ---
+def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
+    """Seeds random, numpy and torch; returns the generator this script draws its own noise from."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+    if torch_deterministic and use_cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    return np.random.default_rng(seed)
+
+
+# --- end shared: seeding ---
+
+
+# --- shared: run_name ---
+def new_run_name(args: Args) -> str:
+    """{env_id}__{exp_name}__{seed}__{unix time}, claiming runs/{run_name}/ at once; a time already
+    taken (two runs started in the same second) moves on by a second, so runs never share one."""
+    stamp = int(time.time())
+    while True:
+        run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{stamp}"
+        try:
+            os.makedirs(os.path.join("runs", run_name))
+            return run_name
+        except FileExistsError:
+            stamp += 1
+
+
+# --- end shared: run_name ---
+
+
+# --- shared: log_hyperparameters ---
+def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
+    rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+
+
+# --- end shared: log_hyperparameters ---
+
+
+def train(args: Args) -> dict:
+    """Runs the whole training; returns a summary (global_step, episodic_returns (scores),
+    eval_returns, sps, run_dir, solved_episode)."""
+    validate_args(args)
+    if args.eval_checkpoint:
+        return evaluate_checkpoint(args)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    if ckpt is not None:
+        session = {name: getattr(args, name) for name in SESSION_FIELDS}
+        args = Args(**{**ckpt["args"], **session})
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_multi_agent_env(args, args.num_envs, args.seed)
+    n, obs_dim, act_dim = envs.n_agents, envs.obs_dim, envs.act_dim
+    low, high = envs.action_low, envs.action_high  # (n_agents, act_dim)
+    if args.shared_actor and not (np.all(low == low[0]) and np.all(high == high[0])):
+        raise ValueError(
+            f"--shared-actor needs agents with equal action bounds; {args.env_id} differs"
+        )
+
+    actor = Actor(n, obs_dim, act_dim, low, high, args).to(device)
+    critic = Critic(n, obs_dim, act_dim, args).to(device)
+    actor_target, critic_target = copy.deepcopy(actor), copy.deepcopy(critic)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.actor_learning_rate, fused=True)
+    critic_optimizer = torch.optim.Adam(
+        critic.parameters(), lr=args.critic_learning_rate, fused=True
+    )
+    rb = ReplayBuffer(args.buffer_size, n, obs_dim, act_dim, device)
+    ou = OrnsteinUhlenbeckNoise((args.num_envs, n, act_dim), args.ou_theta, args.ou_dt)
+
+    networks = {
+        "actor": actor,
+        "actor_target": actor_target,
+        "critic": critic,
+        "critic_target": critic_target,
+    }
+    optimizers = {"actor_optimizer": actor_optimizer, "critic_optimizer": critic_optimizer}
+    global_step, update_count, pending_updates = 0, 0, 0.0
+    scores: list[float] = []
+    solved_episode, wandb_id = None, None
+    if ckpt is not None:
+        for name, module in networks.items():
+            load_weights(module, ckpt[name], args.resume, name)
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(ckpt[name])
+        if "buffer" in ckpt:
+            rb.load_state_dict(ckpt["buffer"])
+        set_rng_states(ckpt["rng"], rng)
+        ou.x = ckpt["ou_x"].numpy().copy()
+        global_step, update_count = ckpt["global_step"], ckpt["update_count"]
+        pending_updates, wandb_id = ckpt["pending_updates"], ckpt["wandb_id"]
+        scores, solved_episode = ckpt["scores"].tolist(), ckpt["solved_episode"]
+    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
+    run_dir = os.path.join("runs", run_name)
+    checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+    if args.track:
+        import wandb
+
+        wandb_id = wandb_id or uuid.uuid4().hex[:12]
+        os.makedirs(run_dir, exist_ok=True)
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            config=vars(args),
+            name=run_name,
+            id=wandb_id,
+            resume="allow",
+            sync_tensorboard=True,
+            save_code=True,
+            dir=run_dir,
+        )
+    writer = SummaryWriter(run_dir)
+    log_hyperparameters(writer, args)
+
+    def write_checkpoint() -> None:
+        state = {name: module.state_dict() for name, module in {**networks, **optimizers}.items()}
+        state.update(args=asdict(args), run_name=run_name, wandb_id=wandb_id, rng=rng_states(rng))
+        state.update(global_step=global_step, update_count=update_count)
+        state.update(pending_updates=pending_updates, ou_x=torch.as_tensor(ou.x))
+        state.update(scores=torch.as_tensor(scores, dtype=torch.float64))
+        state.update(solved_episode=solved_episode)
+        if args.save_buffer:
+            state["buffer"] = rb.state_dict()
+        save_checkpoint(checkpoint_path, state, list(networks.values()))
+
+    video_dir = os.path.join("videos", run_name) if args.capture_video else None
+    stop = StopRequest()
+    bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
+    eval_history: list[tuple[int, float]] = []
+    critic_loss = actor_loss = q = torch.zeros(())
+    episode_returns = np.zeros((args.num_envs, n))
+    episode_lengths = np.zeros(args.num_envs, dtype=np.int64)
+    start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
+    obs = envs.reset(seed=args.seed + global_step)
+    try:
+        while global_step < args.total_timesteps and not stop.requested:
+            noise_std = exploration_std(args, global_step)
+            if global_step < args.learning_starts:
+                actions = rng.uniform(low, high, (args.num_envs, n, act_dim))
+            else:
+                with torch.no_grad():
+                    actions = actor(torch.as_tensor(obs, device=device)).cpu().numpy()
+                if args.noise_type == "gaussian":
+                    noise = rng.normal(0.0, noise_std, actions.shape)
+                else:
+                    noise = ou.sample(noise_std, rng)
+                actions = (actions + noise * (high - low) / 2).clip(low, high)
+            next_obs, rewards, terminated, truncated, final_obs = envs.step(actions)
+            rb.add(obs, actions, rewards, final_obs, terminated)
+            obs = next_obs
+            episode_returns += rewards
+            episode_lengths += 1
+            global_step += args.num_envs
+            bar.update(args.num_envs)
+
+            # Every finished episode counts once, in court order, so counts match one court's.
+            finished = terminated.all(1) | truncated
+            for i in np.flatnonzero(finished):
+                score = float(envs.score(episode_returns[i]))
+                scores.append(score)
+                mean100 = float(np.mean(scores[-100:]))
+                writer.add_scalar("charts/episodic_return", score, global_step)
+                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
+                writer.add_scalar("charts/score_mean100", mean100, global_step)
+                writer.add_scalar("charts/episodes", len(scores), global_step)
+                if (
+                    args.env_id == "Tennis"
+                    and solved_episode is None
+                    and len(scores) >= 100
+                    and mean100 >= SOLVED_SCORE
+                ):
+                    solved_episode = len(scores)
+                    writer.add_scalar("charts/solved_episode", solved_episode, global_step)
+                    tqdm.write(
+                        f"solved: 100-episode mean {mean100:.3f} at episode {solved_episode}"
+                    )
+            episode_returns[finished] = 0.0
+            episode_lengths[finished] = 0
+            ou.reset(finished)
+
+            if global_step > args.learning_starts:
+                pending_updates += args.num_envs * args.updates_per_step
+                while pending_updates >= 1.0:
+                    pending_updates -= 1.0
+                    data = rb.sample(args.batch_size, rng)
+                    critic_loss, actor_loss, q = update(
+                        data,
+                        actor,
+                        actor_target,
+                        critic,
+                        critic_target,
+                        actor_optimizer,
+                        critic_optimizer,
+                        args,
+                    )
+                    update_count += 1
+                if crossed(global_step, args.num_envs, LOG_EVERY) and update_count > 0:
+                    for name, loss in [("qf_loss", critic_loss), ("actor_loss", actor_loss)]:
+                        if not torch.isfinite(loss):
+                            raise FloatingPointError(
+                                f"losses/{name} is {loss.item()} at step {global_step}; stopping "
+                                "(try lower learning rates or --grad-clip)"
+                            )
+                        writer.add_scalar(f"losses/{name}", loss.item(), global_step)
+                    writer.add_scalar("losses/q_mean", q.mean().item(), global_step)
+                    writer.add_scalar("losses/q_min", q.min().item(), global_step)
+                    writer.add_scalar("losses/q_max", q.max().item(), global_step)
+
+            log_now = crossed(global_step, args.num_envs, LOG_EVERY)
+            print_now = bar.disable and crossed(
+                global_step, args.num_envs, max(args.total_timesteps // 20, 1)
+            )
+            if log_now or print_now:  # not every step: these are only for the logs
+                sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
+                recent = np.mean(scores[-100:]) if scores else float("nan")
+                if log_now:
+                    writer.add_scalar("charts/SPS", sps, global_step)
+                    bar.set_postfix(
+                        sps=f"{sps:.0f}", episodes=len(scores), score100=f"{recent:.3f}"
+                    )
+                if print_now:
+                    print(
+                        f"step {global_step}/{args.total_timesteps} sps {sps:.0f} episodes "
+                        f"{len(scores)} score(last 100) {recent:.3f}",
+                        flush=True,
+                    )
+            if crossed(global_step, args.num_envs, args.eval_frequency) and (
+                global_step < args.total_timesteps
+            ):
+                eval_start = time.perf_counter()
+                returns = evaluate(actor, args, device, video_dir, f"eval_step{global_step}")
+                eval_history.append((global_step, float(np.mean(returns))))
+                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+                eval_seconds += time.perf_counter() - eval_start
+            if args.save_model and crossed(global_step, args.num_envs, args.checkpoint_frequency):
+                write_checkpoint()
+    finally:
+        stop.restore()
+        bar.close()
+
+    eval_returns: list[float] = []
+    if not stop.requested:
+        eval_returns = evaluate(actor, args, device, video_dir, f"eval_step{global_step}")
+        eval_history.append((global_step, float(np.mean(eval_returns))))
+        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
+        solved = f"solved at episode {solved_episode}" if solved_episode else "not solved"
+        print(
+            f"step {global_step}, {len(scores)} episodes ({solved}): evaluation score "
+            f"{np.mean(eval_returns):.3f} +- {np.std(eval_returns):.3f} over "
+            f"{len(eval_returns)} episodes",
+            flush=True,
+        )
+    if args.save_model:
+        write_checkpoint()
+    elapsed = time.perf_counter() - start_time - eval_seconds
+    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
+    writer.close()
+    if args.track:
+        wandb.finish()
+    return {
+        "global_step": global_step,
+        "update_count": update_count,
+        "episodic_returns": scores,
+        "eval_returns": eval_returns,
+        "eval_history": eval_history,
+        "solved_episode": solved_episode,
+        "sps": (global_step - start_step) / max(elapsed, 1e-9),
+        "run_dir": run_dir,
+        "checkpoint": checkpoint_path if args.save_model else None,
+        "interrupted": stop.requested,
+    }
+
+
+def evaluate_checkpoint(args: Args) -> dict:
+    """--eval-checkpoint: load the actors, evaluate them (recording with --capture-video), return."""
+    ckpt = load_checkpoint(args.eval_checkpoint)
+    saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    env = make_multi_agent_env(saved, 1, args.seed)
+    actor = Actor(env.n_agents, env.obs_dim, env.act_dim, env.action_low, env.action_high, saved)
+    load_weights(actor, ckpt["actor"], args.eval_checkpoint, "actor")
+    video_dir = os.path.join("videos", ckpt["run_name"]) if args.capture_video else None
+    returns = evaluate(actor.to(device), saved, device, video_dir, "eval_checkpoint")
+    print(
+        f"{args.eval_checkpoint}: evaluation score {np.mean(returns):.3f} "
+        f"+- {np.std(returns):.3f} over {len(returns)} episodes"
+    )
+    return {
+        "global_step": ckpt["global_step"],
+        "episodic_returns": [],
+        "eval_returns": returns,
+        "sps": 0.0,
+        "run_dir": os.path.join("runs", ckpt["run_name"]),
+    }
+
+
+if __name__ == "__main__":
+    try:
+        summary = train(tyro.cli(Args))
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(130 if summary.get("interrupted") else 0)
