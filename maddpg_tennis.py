@@ -66,7 +66,7 @@ class Args:
     """episodes per evaluation"""
     env_id: str = "Tennis"
     """Tennis (built in) or a PettingZoo parallel env with Box actions, e.g. simple_spread_v3"""
-    total_timesteps: int = 60_000
+    total_timesteps: int = 100_000
     """joint transitions to collect, summed over all environments"""
     num_envs: int = 1
     """parallel environments (Tennis: courts simulated together as arrays)"""
@@ -78,7 +78,7 @@ class Args:
     """Adam learning rate of the actors"""
     critic_learning_rate: float = 1e-3
     """Adam learning rate of the critics"""
-    buffer_size: int = 1_000_000
+    buffer_size: int = 200_000
     """replay buffer capacity in joint transitions"""
     gamma: float = 0.99
     """discount factor"""
@@ -86,28 +86,31 @@ class Args:
     """target smoothing coefficient: theta' <- tau * theta + (1 - tau) * theta'"""
     batch_size: int = 256
     """joint transitions per gradient update"""
-    learning_starts: int = 2_000
+    learning_starts: int = 1_000
     """transitions of uniformly random actions before learning starts"""
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: tuple[int, ...] = (128, 128)
     """hidden layer sizes of every actor and critic"""
-    updates_per_step: float = 1.0
+    updates_per_step: float = 2.0
     """gradient updates (of every agent) per transition collected"""
     grad_clip: float = 1.0
     """clip each agent's gradient norm, per network, to this (0: no clipping)"""
-    noise_type: Literal["gaussian", "ou"] = "gaussian"
+    noise_type: Literal["gaussian", "ou"] = "ou"
     """exploration noise added to the actions: Gaussian or Ornstein-Uhlenbeck"""
-    exploration_noise: float = 0.3
+    exploration_noise: float = 0.2
     """action-noise std (OU: sigma) in units of half the action range"""
-    noise_decay_to: float = 0.1
+    noise_decay_to: float = 0.2
     """exploration noise falls linearly to this fraction of its scale over the run (1: no decay)"""
     ou_theta: float = 0.15
     """Ornstein-Uhlenbeck mean reversion rate"""
-    ou_dt: float = 1e-2
-    """Ornstein-Uhlenbeck time step"""
+    ou_dt: float = 1.0
+    """Ornstein-Uhlenbeck time step (1: the discrete process most MADDPG code uses, std about
+    sigma / sqrt(2 theta))"""
     shared_actor: bool = False
     """one actor for all agents (parameter sharing; the agents must be symmetric)"""
     independent: bool = False
     """each critic sees only its own agent's observation and action (independent DDPG)"""
+    normalize_obs: bool = True
+    """standardize observations with statistics of the random-action phase (frozen after it)"""
 
 
 def validate_args(args: Args) -> None:
@@ -569,9 +572,12 @@ class Actor(nn.Module):
         low, high = (torch.as_tensor(b, dtype=torch.float32) for b in (low, high))
         self.register_buffer("action_scale", (high - low) / 2)  # (n_agents, act_dim)
         self.register_buffer("action_bias", (high + low) / 2)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, n, obs_dim) -> (B, n, act_dim)
         batch, n, _ = obs.shape
+        obs = (obs - self.obs_mean) / self.obs_std
         if self.shared:
             x = self.net(obs.reshape(1, batch * n, -1)).reshape(batch, n, -1)
         else:
@@ -587,11 +593,14 @@ class Critic(nn.Module):
         self.independent = args.independent
         in_dim = obs_dim + act_dim if self.independent else n_agents * (obs_dim + act_dim)
         self.net = BatchedMLP(n_agents, [in_dim, *args.hidden_sizes, 1])
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """obs (B, n, obs_dim); actions (n, B, n, act_dim): the joint action each critic i is
         asked about. Returns Q (n, B)."""
         n, batch = actions.shape[:2]
+        obs = (obs - self.obs_mean) / self.obs_std
         if self.independent:
             own_actions = torch.diagonal(actions, dim1=0, dim2=2).permute(2, 0, 1)  # (n, B, act)
             x = torch.cat([obs.transpose(0, 1), own_actions], -1)
@@ -663,6 +672,18 @@ def exploration_std(args: Args, global_step: int) -> float:
     """The exploration noise scale, decaying linearly to noise_decay_to of its start over the run."""
     progress = global_step / args.total_timesteps
     return args.exploration_noise * (1.0 - (1.0 - args.noise_decay_to) * progress)
+
+
+def set_obs_normalization(rb: ReplayBuffer, modules: list[nn.Module]) -> None:
+    """Fixes the networks' observation standardization to the mean and std of the observations
+    collected so far (the random-action phase), pooled over agents. Velocities of up to 30 next to
+    positions of a few units would otherwise dominate the first layer; frozen statistics keep the
+    inputs of the critic's targets from drifting."""
+    obs = rb.obs[: rb.size].reshape(-1, rb.obs.shape[-1])
+    mean, std = obs.mean(0), obs.std(0).clamp(min=1e-2)
+    for module in modules:
+        module.obs_mean.copy_(mean)
+        module.obs_std.copy_(std)
 
 
 def clip_grad_norm_per_agent(params: list[nn.Parameter], max_norm: float) -> None:
@@ -1021,6 +1042,8 @@ def train(args: Args) -> dict:
             episode_lengths[finished] = 0
             ou.reset(finished)
 
+            if args.normalize_obs and update_count == 0 and global_step > args.learning_starts:
+                set_obs_normalization(rb, [actor, actor_target, critic, critic_target])
             if global_step > args.learning_starts:
                 pending_updates += args.num_envs * args.updates_per_step
                 while pending_updates >= 1.0:

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The runs behind benchmarks/results/tennis*.md and maddpg_*.md, one process per run, one thread each.
+# Usage: bash benchmarks/maddpg_runs.sh tennis|tennis-independent|spread|multiwalker [SEEDS...]
+# Runs land in $RUNS_DIR/runs/ (default: benchmarks/runs, ignored by git); a run writes a checkpoint
+# with its replay buffer every 20k steps, and RESUME=path/to/checkpoint.pt continues it.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+suite="$1"
+shift
+seeds=("${@:-1}")
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+mkdir -p "${RUNS_DIR:=$here/benchmarks/runs}"
+cd "$RUNS_DIR"
+resume=()
+[ -n "${RESUME:-}" ] && resume=(--resume "$RESUME")
+common=(--save-model --save-buffer --checkpoint-frequency 20000)
+
+for seed in "${seeds[@]}"; do
+  case "$suite" in
+    tennis)  # the defaults with a shared actor; the final evaluation plays 100 episodes
+      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --eval-episodes 100 "${common[@]}" "${resume[@]}" ;;
+    tennis-independent)
+      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --eval-episodes 100 --independent \
+        --exp-name maddpg_tennis_independent "${common[@]}" "${resume[@]}" ;;
+    spread)
+      python "$here/maddpg_tennis.py" --env-id simple_spread_v3 --seed "$seed" \
+        --total-timesteps 100000 --eval-frequency 5000 --eval-episodes 20 "${common[@]}" "${resume[@]}" ;;
+    multiwalker)
+      python "$here/maddpg_tennis.py" --env-id multiwalker_v9 --seed "$seed" \
+        --total-timesteps 100000 --eval-frequency 10000 --eval-episodes 10 "${common[@]}" "${resume[@]}" ;;
+    *) echo "unknown suite $suite" >&2; exit 2 ;;
+  esac
+done
