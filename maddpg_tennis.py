@@ -485,6 +485,7 @@ class PettingZooVecEnv:
         self.obs_dim, self.act_dim = max(self.obs_dims), spaces[0].shape[0]
         self.action_low = np.stack([s.low for s in spaces]).astype(np.float64)
         self.action_high = np.stack([s.high for s in spaces]).astype(np.float64)
+        self.action_dtypes = [s.dtype for s in spaces]
         self.seed = seed
         self.terminated = np.zeros((num_envs, self.n_agents), dtype=bool)
 
@@ -514,7 +515,11 @@ class PettingZooVecEnv:
         terminated = np.zeros((self.num_envs, self.n_agents), dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
         for i, env in enumerate(self.envs):
-            live = {a: actions[i, j] for j, a in enumerate(self.agent_names) if a in env.agents}
+            live = {
+                a: actions[i, j].astype(self.action_dtypes[j])
+                for j, a in enumerate(self.agent_names)
+                if a in env.agents
+            }
             o, r, term, trunc, _ = env.step(live)
             for j, agent in enumerate(self.agent_names):
                 rewards[i, j] = r.get(agent, 0.0)

@@ -425,7 +425,7 @@ def test_observation_standardization_comes_from_the_buffer_and_is_applied():
 
 @pytest.mark.learning
 def test_tennis_learns_to_rally_beyond_random_play(in_tmp):
-    """Random play scores about 0.008 (benchmarks/results/random_play.md); a short run of the
+    """Random play scores 0.015 (benchmarks/results/random_play.md); a short run of the
     defaults with a shared actor reaches a 100-episode mean of 0.1 (several balls over the net)."""
     summary = mt.train(
         mt.Args(total_timesteps=7_000, shared_actor=True, eval_frequency=0, eval_episodes=10)
