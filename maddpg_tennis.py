@@ -66,7 +66,7 @@ class Args:
     """episodes per evaluation"""
     env_id: str = "Tennis"
     """Tennis (built in) or a PettingZoo parallel env with Box actions, e.g. simple_spread_v3"""
-    total_timesteps: int = 100_000
+    total_timesteps: int = 50_000
     """joint transitions to collect, summed over all environments"""
     num_envs: int = 1
     """parallel environments (Tennis: courts simulated together as arrays)"""
@@ -86,7 +86,7 @@ class Args:
     """target smoothing coefficient: theta' <- tau * theta + (1 - tau) * theta'"""
     batch_size: int = 256
     """joint transitions per gradient update"""
-    learning_starts: int = 1_000
+    learning_starts: int = 300
     """transitions of uniformly random actions before learning starts"""
     hidden_sizes: tuple[int, ...] = (128, 128)
     """hidden layer sizes of every actor and critic"""
@@ -96,7 +96,7 @@ class Args:
     """clip each agent's gradient norm, per network, to this (0: no clipping)"""
     noise_type: Literal["gaussian", "ou"] = "ou"
     """exploration noise added to the actions: Gaussian or Ornstein-Uhlenbeck"""
-    exploration_noise: float = 0.2
+    exploration_noise: float = 0.1
     """action-noise std (OU: sigma) in units of half the action range"""
     noise_decay_to: float = 0.2
     """exploration noise falls linearly to this fraction of its scale over the run (1: no decay)"""

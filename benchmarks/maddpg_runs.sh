@@ -17,7 +17,7 @@ common=(--save-model --save-buffer --checkpoint-frequency 20000)
 
 for seed in "${seeds[@]}"; do
   case "$suite" in
-    tennis)  # the defaults with a shared actor; the final evaluation plays 100 episodes
+    tennis)  # the defaults (50k steps) with a shared actor; the final evaluation plays 100 episodes
       python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --eval-episodes 100 "${common[@]}" "${resume[@]}" ;;
     tennis-independent)
       python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --eval-episodes 100 --independent \

@@ -426,10 +426,13 @@ def test_observation_standardization_comes_from_the_buffer_and_is_applied():
 @pytest.mark.learning
 def test_tennis_learns_to_rally_beyond_random_play(in_tmp):
     """Random play scores 0.015 (benchmarks/results/random_play.md); a short run of the
-    defaults with a shared actor reaches a 100-episode mean of 0.1 (several balls over the net)."""
+    defaults with a shared actor reaches a 100-episode mean of 0.1 (several balls over the net),
+    and its deterministic agents keep rallies going for several exchanges."""
     summary = mt.train(
         mt.Args(total_timesteps=7_000, shared_actor=True, eval_frequency=0, eval_episodes=10)
     )
-    scores = summary["episodic_returns"]
+    scores = np.array(summary["episodic_returns"])
     assert len(scores) >= 100
-    assert np.mean(scores[-100:]) >= 0.1
+    mean100 = np.convolve(scores, np.ones(100) / 100, "valid")
+    assert mean100.max() >= 0.1
+    assert np.mean(summary["eval_returns"]) >= 1.0
