@@ -24,10 +24,10 @@ for seed in "${seeds[@]}"; do
         --exp-name maddpg_tennis_independent "${common[@]}" "${resume[@]}" ;;
     spread)
       python "$here/maddpg_tennis.py" --env-id simple_spread_v3 --seed "$seed" \
-        --total-timesteps 100000 --eval-frequency 5000 --eval-episodes 20 "${common[@]}" "${resume[@]}" ;;
+        --total-timesteps 30000 --eval-frequency 3000 --eval-episodes 20 "${common[@]}" "${resume[@]}" ;;
     multiwalker)
       python "$here/maddpg_tennis.py" --env-id multiwalker_v9 --seed "$seed" \
-        --total-timesteps 100000 --eval-frequency 10000 --eval-episodes 10 "${common[@]}" "${resume[@]}" ;;
+        --total-timesteps 30000 --eval-frequency 3000 --eval-episodes 10 "${common[@]}" "${resume[@]}" ;;
     *) echo "unknown suite $suite" >&2; exit 2 ;;
   esac
 done

@@ -100,7 +100,7 @@ def read_peer(spec: str) -> tuple[str, list[tuple[int, float]]]:
     return label, [(r["step"], r["eval_mean"]) for r in rows if "eval_mean" in r]  # not the summary
 
 
-def plot(env_id: str, groups: dict, peers: list, path: str) -> None:
+def plot(env_id: str, groups: dict, peers: list, baselines: list, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,6 +122,8 @@ def plot(env_id: str, groups: dict, peers: list, path: str) -> None:
         ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
     for label, curve in peers:
         ax.plot(*zip(*curve), "--", color="gray", label=label)
+    for label, value in baselines:
+        ax.axhline(value, color="black", ls=":", lw=1, label=label)
     ax.set(title=env_id, xlabel="environment steps", ylabel="deterministic evaluation return")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -167,6 +169,12 @@ def main() -> None:
     parser.add_argument("--at", type=int, nargs="*", default=[], help="also tabulate these steps")
     parser.add_argument("--peer", action="append", default=[], help="LABEL=path.jsonl (env: first)")
     parser.add_argument("--peer-env", default="HopperBulletEnv-v0", help="the env peers belong to")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        help="ENV=LABEL=VALUE: a reference level (e.g. random play) drawn on ENV's plot",
+    )
     parser.add_argument("--readme", help="also write the table into this README's results block")
     parser.add_argument(
         "--include", default="", help="only variants (exp_name) matching this regex"
@@ -245,7 +253,18 @@ def main() -> None:
     print(table)
     for env_id in sorted({env for env, _ in groups}):
         env_peers = peers if env_id == a.peer_env else []
-        plot(env_id, groups, env_peers, os.path.join(a.out, f"{a.name}_{env_id}.png"))
+        env_baselines = [
+            (label, float(value))
+            for env, label, value in (b.split("=", 2) for b in a.baseline)
+            if env == env_id
+        ]
+        plot(
+            env_id,
+            groups,
+            env_peers,
+            env_baselines,
+            os.path.join(a.out, f"{a.name}_{env_id}.png"),
+        )
     plot_sps(groups, os.path.join(a.out, f"{a.name}_sps.png"))
     if a.readme:
         update_readme(a.readme, table, "python benchmarks/report.py " + shlex.join(sys.argv[1:]))
