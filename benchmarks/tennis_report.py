@@ -27,13 +27,15 @@ def read_run(run_dir: str) -> dict:
     events = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     events.Reload()
     tags = events.Tags()["scalars"]
-    scores = [e.value for e in events.Scalars("charts/episodic_return")] if tags else []
+    episodes = events.Scalars("charts/episodic_return") if tags else []
     evals = [(e.step, e.value) for e in events.Scalars("eval/episodic_return")] if tags else []
     times = [e.wall_time for tag in tags for e in events.Scalars(tag)]
+    start = min(times) if times else 0.0
     return {
-        "scores": np.array(scores),
+        "scores": np.array([e.value for e in episodes]),
+        "seconds_at_episode": np.array([e.wall_time - start for e in episodes]),
         "evals": evals,
-        "seconds": max(times) - min(times) if times else 0.0,
+        "seconds": max(times) - start if times else 0.0,
     }
 
 
@@ -70,10 +72,10 @@ def main() -> None:
         "",
         "Solved: the 100-episode mean score first reaches 0.5 at this episode (the last of the "
         "window). Final evaluation: deterministic agents, mean score over the last evaluation's "
-        "episodes. Time: wall clock of the run on one thread.",
+        "episodes. Times: wall clock on one thread, to the solved episode and for the whole run.",
         "",
-        "| variant | seed | episodes | solved at episode | best 100-episode mean | final evaluation | time (min) |",
-        "|-|-|-|-|-|-|-|",
+        "| variant | seed | episodes | solved at episode | best 100-episode mean | final evaluation | time to solved (min) | run time (min) |",
+        "|-|-|-|-|-|-|-|-|",
     ]
     import matplotlib
 
@@ -93,9 +95,10 @@ def main() -> None:
                 else float("nan")
             )
             final = f"{run['evals'][-1][1]:.3f}" if run["evals"] else "-"
+            to_solved = f"{run['seconds_at_episode'][at - 1] / 60:.1f}" if at else "-"
             lines.append(
                 f"| {variant} | {seed} | {len(scores)} | {at or 'not solved'} | {best:.3f} | "
-                f"{final} | {run['seconds'] / 60:.1f} |"
+                f"{final} | {to_solved} | {run['seconds'] / 60:.1f} |"
             )
             if len(scores) >= 100:
                 means = np.convolve(scores, np.ones(100) / 100, "valid")
@@ -108,7 +111,7 @@ def main() -> None:
             else "not reached"
         )
         lines.append(
-            f"| **{variant}** | {len(solved)} seeds | | median {median} ({len(reached)}/{len(solved)} solved) | | | |"
+            f"| **{variant}** | {len(solved)} seeds | | median {median} ({len(reached)}/{len(solved)} solved) | | | | |"
         )
     ax.axhline(SOLVED, color="k", ls="--", lw=1, label="solved (0.5)")
     if args.random_play is not None:
