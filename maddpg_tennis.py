@@ -94,10 +94,6 @@ class Args:
     """gradient updates (of every agent) per transition collected"""
     grad_clip: float = 1.0
     """clip each agent's gradient norm, per network, to this (0: no clipping)"""
-    action_reg: float = 0.0
-    """weight of a penalty on the mean square of the actors' pre-tanh outputs, as in the MADDPG
-    authors' code: it keeps actions out of tanh's flat ends, where an actor stuck at the bound
-    gets no gradient to leave it (0: off)"""
     noise_type: Literal["gaussian", "ou"] = "ou"
     """exploration noise added to the actions: Gaussian or Ornstein-Uhlenbeck"""
     exploration_noise: float = 0.1
@@ -144,8 +140,6 @@ def validate_args(args: Args) -> None:
         raise ValueError("--exploration-noise must be >= 0 and --noise-decay-to in [0, 1]")
     if args.grad_clip < 0:
         raise ValueError(f"--grad-clip must be >= 0 (0 disables it), got {args.grad_clip}")
-    if args.action_reg < 0:
-        raise ValueError(f"--action-reg must be >= 0 (0 disables it), got {args.action_reg}")
 
 
 class Tennis:
@@ -586,18 +580,14 @@ class Actor(nn.Module):
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
 
-    def preactivation(self, obs: torch.Tensor) -> torch.Tensor:  # (B, n, obs) -> (B, n, act)
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, n, obs_dim) -> (B, n, act_dim)
         batch, n, _ = obs.shape
         obs = (obs - self.obs_mean) / self.obs_std
         if self.shared:
-            return self.net(obs.reshape(1, batch * n, -1)).reshape(batch, n, -1)
-        return self.net(obs.transpose(0, 1)).transpose(0, 1)
-
-    def squash(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.net(obs.reshape(1, batch * n, -1)).reshape(batch, n, -1)
+        else:
+            x = self.net(obs.transpose(0, 1)).transpose(0, 1)
         return torch.tanh(x) * self.action_scale + self.action_bias
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.squash(self.preactivation(obs))
 
 
 class Critic(nn.Module):
@@ -732,9 +722,8 @@ def update(data, actor, actor_target, critic, critic_target, actor_opt, critic_o
     critic.requires_grad_(False)
     # Critic i is asked about agent i's current action and the others' replayed actions.
     own = torch.eye(n, device=obs.device).view(n, 1, n, 1)
-    pre = actor.preactivation(obs)
-    joint = own * actor.squash(pre)[None] + (1.0 - own) * actions[None]
-    actor_loss = -critic(obs, joint).mean(1).sum() + args.action_reg * pre.pow(2).mean((0, 2)).sum()
+    joint = own * actor(obs)[None] + (1.0 - own) * actions[None]
+    actor_loss = -critic(obs, joint).mean(1).sum()
     actor_opt.zero_grad(set_to_none=True)
     actor_loss.backward()
     if args.grad_clip > 0:

@@ -291,7 +291,7 @@ def test_actor_update_moves_each_agent_up_its_own_critic_only():
     """Agent A's actor gradient comes from critic A alone: with critic B's weights zeroed out of
     the loss (its output multiplied by zero), A's actor still learns, and B's does not."""
     torch.manual_seed(0)
-    args = tiny(grad_clip=0.0, action_reg=0.0)
+    args = tiny(grad_clip=0.0)
     actor = mt.Actor(2, 3, 2, -np.ones((2, 2)), np.ones((2, 2)), args)
     critic = mt.Critic(2, 3, 2, args)
     with torch.no_grad():
@@ -306,34 +306,6 @@ def test_actor_update_moves_each_agent_up_its_own_critic_only():
     mt.update(data, actor, actor_target, critic, critic_target, actor_opt, critic_opt, args)
     changed = [(w - b).abs().sum(dim=(1, 2)) for w, b in zip(actor.net.weights, before)]
     assert all(c[A] > 0 for c in changed) and all(c[B] == 0 for c in changed)
-
-
-@pytest.mark.parametrize("action_reg", [0.0, 0.5])
-def test_action_penalty_pulls_saturated_actors_back_from_tanh_ends(action_reg):
-    """With a flat critic (Q = 0) a saturated actor gets no gradient from Q; the penalty on its
-    pre-tanh outputs alone moves them back toward zero, and without it nothing moves."""
-    torch.manual_seed(0)
-    args = tiny(grad_clip=0.0, action_reg=action_reg)
-    actor = mt.Actor(2, 3, 2, -np.ones((2, 2)), np.ones((2, 2)), args)
-    critic = mt.Critic(2, 3, 2, args)
-    with torch.no_grad():
-        actor.net.biases[-1].fill_(4.0)  # tanh(4) = 0.9993: stuck at the bound
-        critic.net.weights[-1].zero_()
-        critic.net.biases[-1].zero_()
-    actor_target, critic_target = mt.copy.deepcopy(actor), mt.copy.deepcopy(critic)
-    actor_opt = torch.optim.SGD(actor.parameters(), lr=0.1)
-    critic_opt = torch.optim.SGD(critic.parameters(), lr=0.0)
-    data = (torch.randn(8, 2, 3), torch.rand(8, 2, 2), torch.zeros(8, 2), torch.randn(8, 2, 3))
-    data += (torch.zeros(8, 2),)
-    obs = data[0]
-    before = actor.preactivation(obs).detach()
-    for _ in range(10):
-        mt.update(data, actor, actor_target, critic, critic_target, actor_opt, critic_opt, args)
-    after = actor.preactivation(obs).detach()
-    if action_reg > 0:
-        assert after.abs().mean() < 0.5 * before.abs().mean()
-    else:
-        torch.testing.assert_close(after, before)
 
 
 def test_shared_actor_is_one_network_for_both_agents():
@@ -428,8 +400,6 @@ def test_errors_name_the_flag(in_tmp):
         mt.train(tiny(env_id="pursuit_v5"))
     with pytest.raises(ValueError, match="--gamma"):
         mt.train(tiny(gamma=1.5))
-    with pytest.raises(ValueError, match="--action-reg"):
-        mt.train(tiny(action_reg=-1.0))
     with pytest.raises(ValueError, match="--batch-size"):
         mt.train(tiny(batch_size=100, buffer_size=50))
     with pytest.raises(FileNotFoundError, match="does not exist"):
