@@ -18,6 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 SOLVED = 0.5
+PAUSE = 300.0  # seconds without any logged event: the run was stopped and later resumed
 
 
 def read_run(run_dir: str) -> dict:
@@ -27,15 +28,21 @@ def read_run(run_dir: str) -> dict:
     events = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     events.Reload()
     tags = events.Tags()["scalars"]
-    episodes = events.Scalars("charts/episodic_return") if tags else []
-    evals = [(e.step, e.value) for e in events.Scalars("eval/episodic_return")] if tags else []
-    times = [e.wall_time for tag in tags for e in events.Scalars(tag)]
-    start = min(times) if times else 0.0
+
+    def scalars(tag: str) -> list:
+        return events.Scalars(tag) if tag in tags else []
+
+    episodes = scalars("charts/episodic_return")
+    evals = [(e.step, e.value) for e in scalars("eval/episodic_return")]
+    # Running time, not calendar time: pauses between a stop and its resume are left out.
+    times = np.sort([e.wall_time for tag in tags for e in events.Scalars(tag)])
+    gaps = np.diff(times, prepend=times[:1])
+    active = np.cumsum(np.where(gaps > PAUSE, 0.0, gaps))
     return {
         "scores": np.array([e.value for e in episodes]),
-        "seconds_at_episode": np.array([e.wall_time - start for e in episodes]),
+        "seconds_at_episode": np.interp([e.wall_time for e in episodes], times, active),
         "evals": evals,
-        "seconds": max(times) - start if times else 0.0,
+        "seconds": float(active[-1]) if len(active) else 0.0,
     }
 
 
@@ -72,7 +79,8 @@ def main() -> None:
         "",
         "Solved: the 100-episode mean score first reaches 0.5 at this episode (the last of the "
         "window). Final evaluation: deterministic agents, mean score over the last evaluation's "
-        "episodes. Times: wall clock on one thread, to the solved episode and for the whole run.",
+        "episodes. Times: wall clock on one thread, to the solved episode and for the whole run "
+        "(a stopped and resumed run counts its running time only).",
         "",
         "| variant | seed | episodes | solved at episode | best 100-episode mean | final evaluation | time to solved (min) | run time (min) |",
         "|-|-|-|-|-|-|-|-|",
