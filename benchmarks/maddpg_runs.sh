@@ -14,6 +14,9 @@ cd "$RUNS_DIR"
 resume=()
 [ -n "${RESUME:-}" ] && resume=(--resume "$RESUME")
 common=(--save-model --save-buffer --checkpoint-frequency 20000)
+# Rewards of -100 (multiwalker) or -1 to -3 per step (spread), not Tennis's 0.1: at the default
+# learning rates of 1e-3 their critics diverged (mean Q in the thousands); 1e-4 keeps them bounded.
+pettingzoo_lr="--actor-learning-rate 1e-4 --critic-learning-rate 1e-4"
 
 for seed in "${seeds[@]}"; do
   case "$suite" in
@@ -23,11 +26,11 @@ for seed in "${seeds[@]}"; do
       python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --eval-episodes 100 --independent \
         --exp-name maddpg_tennis_independent "${common[@]}" "${resume[@]}" ;;
     spread)
-      python "$here/maddpg_tennis.py" --env-id simple_spread_v3 --seed "$seed" \
-        --total-timesteps 30000 --eval-frequency 3000 --eval-episodes 20 "${common[@]}" "${resume[@]}" ;;
+      python "$here/maddpg_tennis.py" --env-id simple_spread_v3 --seed "$seed" $pettingzoo_lr \
+        --total-timesteps 24000 --eval-frequency 3000 --eval-episodes 20 "${common[@]}" "${resume[@]}" ;;
     multiwalker)
-      python "$here/maddpg_tennis.py" --env-id multiwalker_v9 --seed "$seed" \
-        --total-timesteps 30000 --eval-frequency 3000 --eval-episodes 10 "${common[@]}" "${resume[@]}" ;;
+      python "$here/maddpg_tennis.py" --env-id multiwalker_v9 --seed "$seed" $pettingzoo_lr \
+        --total-timesteps 24000 --eval-frequency 3000 --eval-episodes 10 "${common[@]}" "${resume[@]}" ;;
     *) echo "unknown suite $suite" >&2; exit 2 ;;
   esac
 done
