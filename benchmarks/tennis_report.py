@@ -36,13 +36,15 @@ def read_run(run_dir: str) -> dict:
     evals = [(e.step, e.value) for e in scalars("eval/episodic_return")]
     # Running time, not calendar time: pauses between a stop and its resume are left out.
     times = np.sort([e.wall_time for tag in tags for e in events.Scalars(tag)])
+    if not len(times):  # a run that has logged nothing yet
+        return {"scores": np.array([]), "seconds_at_episode": [], "evals": [], "seconds": 0.0}
     gaps = np.diff(times, prepend=times[:1])
     active = np.cumsum(np.where(gaps > PAUSE, 0.0, gaps))
     return {
         "scores": np.array([e.value for e in episodes]),
         "seconds_at_episode": np.interp([e.wall_time for e in episodes], times, active),
         "evals": evals,
-        "seconds": float(active[-1]) if len(active) else 0.0,
+        "seconds": float(active[-1]),
     }
 
 
