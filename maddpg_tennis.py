@@ -107,6 +107,9 @@ class Args:
     sigma / sqrt(2 theta))"""
     shared_actor: bool = False
     """one actor for all agents (parameter sharing; the agents must be symmetric)"""
+    shared_critic: bool = False
+    """one critic for all agents, each agent's own inputs first (parameter sharing; the agents
+    must be symmetric)"""
     independent: bool = False
     """each critic sees only its own agent's observation and action (independent DDPG)"""
     normalize_obs: bool = True
@@ -591,13 +594,15 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Every agent's centralized Q_i(o_1..o_n, a_1..a_n) (with independent: Q_i(o_i, a_i))."""
+    """Every agent's centralized Q_i(o_1..o_n, a_1..a_n) (with independent: Q_i(o_i, a_i)). With
+    shared_critic one network serves all agents: critic i sees agent i's observation and action
+    first and the others after it in cyclic order, so every transition trains it n times."""
 
     def __init__(self, n_agents: int, obs_dim: int, act_dim: int, args: Args):
         super().__init__()
-        self.independent = args.independent
+        self.independent, self.shared = args.independent, args.shared_critic
         in_dim = obs_dim + act_dim if self.independent else n_agents * (obs_dim + act_dim)
-        self.net = BatchedMLP(n_agents, [in_dim, *args.hidden_sizes, 1])
+        self.net = BatchedMLP(1 if self.shared else n_agents, [in_dim, *args.hidden_sizes, 1])
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
 
@@ -609,9 +614,17 @@ class Critic(nn.Module):
         if self.independent:
             own_actions = torch.diagonal(actions, dim1=0, dim2=2).permute(2, 0, 1)  # (n, B, act)
             x = torch.cat([obs.transpose(0, 1), own_actions], -1)
+        elif self.shared:
+            ids = torch.arange(n, device=obs.device)
+            order = (ids[:, None] + ids[None]) % n  # row i: i, i+1, ..., i-1
+            joint_obs = obs[:, order].transpose(0, 1).reshape(n, batch, -1)
+            own_first = actions[ids[:, None], :, order].transpose(1, 2)
+            x = torch.cat([joint_obs, own_first.reshape(n, batch, -1)], -1)
         else:
             joint_obs = obs.reshape(1, batch, -1).expand(n, -1, -1)
             x = torch.cat([joint_obs, actions.reshape(n, batch, -1)], -1)
+        if self.shared:
+            return self.net(x.reshape(1, n * batch, -1)).reshape(n, batch)
         return self.net(x).squeeze(-1)
 
 

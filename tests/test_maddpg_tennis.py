@@ -320,6 +320,24 @@ def test_shared_actor_is_one_network_for_both_agents():
     )
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_shared_critic_is_one_network_that_puts_each_agent_first(n):
+    """Relabeling the agents relabels the shared critic's outputs the same way (critic i is the
+    one network asked from agent i's seat), and it has one agent's share of parameters."""
+    torch.manual_seed(0)
+    shared = mt.Critic(n, 3, 2, tiny(shared_critic=True))
+    obs, actions = torch.randn(4, n, 3), torch.randn(n, 4, n, 2)
+    q = shared(obs, actions)
+    shift = (torch.arange(n) + 1) % n  # new agent j is old agent j + 1
+    q_shifted = shared(obs[:, shift], actions[shift][:, :, shift])
+    torch.testing.assert_close(q_shifted, q[shift])
+    separate = mt.Critic(n, 3, 2, tiny())
+    assert not torch.allclose(separate(obs[:, shift], actions[shift][:, :, shift]), q[shift])
+    assert sum(p.numel() for p in separate.parameters()) == n * sum(
+        p.numel() for p in shared.parameters()
+    )
+
+
 def test_gradient_clipping_is_per_agent():
     w = torch.nn.Parameter(torch.zeros(2, 3, 4))
     w.grad = torch.ones(2, 3, 4)
