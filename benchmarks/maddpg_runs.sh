@@ -20,10 +20,10 @@ pettingzoo_lr="--actor-learning-rate 1e-4 --critic-learning-rate 1e-4"
 
 for seed in "${seeds[@]}"; do
   case "$suite" in
-    tennis)  # the defaults (50k steps) with a shared actor; the final evaluation plays 100 episodes
-      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --eval-episodes 100 "${common[@]}" "${resume[@]}" ;;
+    tennis)  # the defaults (50k steps) with a shared actor and critic; the final evaluation plays 100 episodes
+      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --eval-episodes 100 "${common[@]}" "${resume[@]}" ;;
     tennis-independent)
-      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --eval-episodes 100 --independent \
+      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --eval-episodes 100 --independent \
         --exp-name maddpg_tennis_independent "${common[@]}" "${resume[@]}" ;;
     spread)
       python "$here/maddpg_tennis.py" --env-id simple_spread_v3 --seed "$seed" $pettingzoo_lr \
