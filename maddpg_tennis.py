@@ -78,6 +78,8 @@ class Args:
     """Adam learning rate of the actors"""
     critic_learning_rate: float = 1e-3
     """Adam learning rate of the critics"""
+    anneal_lr: bool = False
+    """let both learning rates fall linearly to 0 over the run (a steadier final policy)"""
     buffer_size: int = 200_000
     """replay buffer capacity in joint transitions"""
     gamma: float = 0.99
@@ -605,6 +607,9 @@ class Critic(nn.Module):
         self.net = BatchedMLP(1 if self.shared else n_agents, [in_dim, *args.hidden_sizes, 1])
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
+        ids = torch.arange(n_agents)
+        # Row i lists the agents in critic i's order: i, i+1, ..., i-1 (not saved in checkpoints).
+        self.register_buffer("order", (ids[:, None] + ids[None]) % n_agents, persistent=False)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """obs (B, n, obs_dim); actions (n, B, n, act_dim): the joint action each critic i is
@@ -615,10 +620,8 @@ class Critic(nn.Module):
             own_actions = torch.diagonal(actions, dim1=0, dim2=2).permute(2, 0, 1)  # (n, B, act)
             x = torch.cat([obs.transpose(0, 1), own_actions], -1)
         elif self.shared:
-            ids = torch.arange(n, device=obs.device)
-            order = (ids[:, None] + ids[None]) % n  # row i: i, i+1, ..., i-1
-            joint_obs = obs[:, order].transpose(0, 1).reshape(n, batch, -1)
-            own_first = actions[ids[:, None], :, order].transpose(1, 2)
+            joint_obs = obs[:, self.order].transpose(0, 1).reshape(n, batch, -1)
+            own_first = actions[self.order[:, :1], :, self.order].transpose(1, 2)
             x = torch.cat([joint_obs, own_first.reshape(n, batch, -1)], -1)
         else:
             joint_obs = obs.reshape(1, batch, -1).expand(n, -1, -1)
@@ -1063,6 +1066,10 @@ def train(args: Args) -> dict:
             if args.normalize_obs and update_count == 0 and global_step > args.learning_starts:
                 set_obs_normalization(rb, [actor, actor_target, critic, critic_target])
             if global_step > args.learning_starts:
+                if args.anneal_lr:
+                    frac = 1.0 - global_step / args.total_timesteps
+                    actor_optimizer.param_groups[0]["lr"] = frac * args.actor_learning_rate
+                    critic_optimizer.param_groups[0]["lr"] = frac * args.critic_learning_rate
                 pending_updates += args.num_envs * args.updates_per_step
                 while pending_updates >= 1.0:
                     pending_updates -= 1.0
@@ -1087,6 +1094,12 @@ def train(args: Args) -> dict:
                             )
                         writer.add_scalar(f"losses/{name}", loss.item(), global_step)
                     writer.add_scalar("losses/q_mean", q.mean().item(), global_step)
+                    for name, optimizer in [
+                        ("actor", actor_optimizer),
+                        ("critic", critic_optimizer),
+                    ]:
+                        lr = optimizer.param_groups[0]["lr"]
+                        writer.add_scalar(f"charts/{name}_learning_rate", lr, global_step)
                     writer.add_scalar("losses/q_min", q.min().item(), global_step)
                     writer.add_scalar("losses/q_max", q.max().item(), global_step)
 
