@@ -14,9 +14,10 @@ cd "$RUNS_DIR"
 resume=()
 [ -n "${RESUME:-}" ] && resume=(--resume "$RESUME")
 common=(--save-model --save-buffer --checkpoint-frequency 20000)
-# Rewards of -100 (multiwalker) or -1 to -3 per step (spread), not Tennis's 0.1: at the default
-# learning rates of 1e-3 their critics diverged (mean Q in the thousands); 1e-4 keeps them bounded.
-pettingzoo_lr="--actor-learning-rate 1e-4 --critic-learning-rate 1e-4"
+# PettingZoo tasks: 8 env copies, one update (of every agent) per 4 transitions, 200k steps; their
+# agents are symmetric too, so they share the actor and the critic.
+pettingzoo=(--shared-actor --shared-critic --num-envs 8 --updates-per-step 0.25 --total-timesteps 200000
+  --eval-frequency 20000)
 
 for seed in "${seeds[@]}"; do
   case "$suite" in
@@ -26,11 +27,12 @@ for seed in "${seeds[@]}"; do
       python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --eval-episodes 100 --independent \
         --exp-name maddpg_tennis_independent "${common[@]}" "${resume[@]}" ;;
     spread)
-      python "$here/maddpg_tennis.py" --env-id simple_spread_v3 --seed "$seed" $pettingzoo_lr \
-        --total-timesteps 24000 --eval-frequency 3000 --eval-episodes 20 "${common[@]}" "${resume[@]}" ;;
+      python "$here/maddpg_tennis.py" --env-id simple_spread_v3 --seed "$seed" "${pettingzoo[@]}" \
+        --gamma 0.95 --eval-episodes 20 "${common[@]}" "${resume[@]}" ;;
     multiwalker)
-      python "$here/maddpg_tennis.py" --env-id multiwalker_v9 --seed "$seed" $pettingzoo_lr \
-        --total-timesteps 24000 --eval-frequency 3000 --eval-episodes 10 "${common[@]}" "${resume[@]}" ;;
+      # falls cost -100: at learning rates of 1e-3 the critics diverged in earlier runs
+      python "$here/maddpg_tennis.py" --env-id multiwalker_v9 --seed "$seed" "${pettingzoo[@]}" \
+        --actor-learning-rate 1e-4 --critic-learning-rate 1e-4 --eval-episodes 10 "${common[@]}" "${resume[@]}" ;;
     *) echo "unknown suite $suite" >&2; exit 2 ;;
   esac
 done
