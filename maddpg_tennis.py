@@ -78,8 +78,6 @@ class Args:
     """Adam learning rate of the actors"""
     critic_learning_rate: float = 1e-3
     """Adam learning rate of the critics"""
-    anneal_lr: bool = False
-    """let both learning rates fall linearly to 0 over the run (a steadier final policy)"""
     buffer_size: int = 200_000
     """replay buffer capacity in joint transitions"""
     gamma: float = 0.99
@@ -1066,10 +1064,6 @@ def train(args: Args) -> dict:
             if args.normalize_obs and update_count == 0 and global_step > args.learning_starts:
                 set_obs_normalization(rb, [actor, actor_target, critic, critic_target])
             if global_step > args.learning_starts:
-                if args.anneal_lr:
-                    frac = 1.0 - global_step / args.total_timesteps
-                    actor_optimizer.param_groups[0]["lr"] = frac * args.actor_learning_rate
-                    critic_optimizer.param_groups[0]["lr"] = frac * args.critic_learning_rate
                 pending_updates += args.num_envs * args.updates_per_step
                 while pending_updates >= 1.0:
                     pending_updates -= 1.0
@@ -1094,12 +1088,6 @@ def train(args: Args) -> dict:
                             )
                         writer.add_scalar(f"losses/{name}", loss.item(), global_step)
                     writer.add_scalar("losses/q_mean", q.mean().item(), global_step)
-                    for name, optimizer in [
-                        ("actor", actor_optimizer),
-                        ("critic", critic_optimizer),
-                    ]:
-                        lr = optimizer.param_groups[0]["lr"]
-                        writer.add_scalar(f"charts/{name}_learning_rate", lr, global_step)
                     writer.add_scalar("losses/q_min", q.min().item(), global_step)
                     writer.add_scalar("losses/q_max", q.max().item(), global_step)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind benchmarks/results/tennis*.md and maddpg_*.md, one process per run, one thread each.
-# Usage: bash benchmarks/maddpg_runs.sh tennis|tennis-independent|spread|multiwalker [SEEDS...]
+# Usage: bash benchmarks/maddpg_runs.sh tennis|tennis-decay|tennis-independent|spread|multiwalker [SEEDS...]
 # Runs land in $RUNS_DIR/runs/ (default: benchmarks/runs, ignored by git); a run writes a checkpoint
 # with its replay buffer every 20k steps, and RESUME=path/to/checkpoint.pt continues it.
 set -euo pipefail
@@ -21,8 +21,13 @@ pettingzoo=(--shared-actor --shared-critic --num-envs 8 --updates-per-step 0.25 
 
 for seed in "${seeds[@]}"; do
   case "$suite" in
-    tennis)  # the defaults (50k steps) with a shared actor and critic; the final evaluation plays 100 episodes
-      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --eval-episodes 100 "${common[@]}" "${resume[@]}" ;;
+    tennis)  # 50k steps, shared actor and critic, constant exploration noise; final evaluation 100 episodes
+      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --noise-decay-to 1.0 \
+        --eval-episodes 100 "${common[@]}" "${resume[@]}" ;;
+    # The ablation pair, both with the default noise decay (to 0.2 of its scale over the run)
+    tennis-decay)
+      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --eval-episodes 100 \
+        --exp-name maddpg_tennis_decay "${common[@]}" "${resume[@]}" ;;
     tennis-independent)
       python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --eval-episodes 100 --independent \
         --exp-name maddpg_tennis_independent "${common[@]}" "${resume[@]}" ;;

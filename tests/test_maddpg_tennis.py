@@ -383,27 +383,6 @@ def test_resume_continues_the_same_run_with_its_buffer_and_scores(in_tmp):
     )
 
 
-def scalars(run_dir, tag):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(run_dir)
-    events.Reload()
-    return [e.value for e in events.Scalars(tag)]
-
-
-def test_anneal_lr_lowers_both_learning_rates_linearly_to_zero(in_tmp):
-    run = dict(total_timesteps=4_000, updates_per_step=0.1, critic_learning_rate=2e-3)
-    constant = mt.train(tiny(**run))["run_dir"]
-    annealed = mt.train(tiny(**run, anneal_lr=True))["run_dir"]
-    assert scalars(constant, "charts/actor_learning_rate") == pytest.approx([1e-3] * 4)
-    # logged every 1000 steps, after that step's updates
-    expected = [1e-3 * (1 - k / 4) for k in range(1, 5)]
-    assert scalars(annealed, "charts/actor_learning_rate") == pytest.approx(expected)
-    assert scalars(annealed, "charts/critic_learning_rate") == pytest.approx(
-        [2 * lr for lr in expected]
-    )
-
-
 def test_eval_checkpoint_records_video(in_tmp):
     summary = mt.train(tiny(total_timesteps=200, save_model=True))
     out = mt.train(tiny(eval_checkpoint=summary["checkpoint"], capture_video=True, eval_episodes=1))
