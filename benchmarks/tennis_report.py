@@ -94,7 +94,7 @@ def main() -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for colour, (variant, seeds) in zip(["C0", "C1", "C2", "C3"], sorted(runs.items())):
-        solved = []
+        solved, finals = [], []
         for seed, run in sorted(seeds.items()):
             scores = run["scores"]
             at = solved_episode(scores)
@@ -104,7 +104,9 @@ def main() -> None:
                 if len(scores) >= 100
                 else float("nan")
             )
-            final = f"{run['evals'][-1][1]:.3f}" if run["evals"] else "-"
+            if run["evals"]:
+                finals.append(run["evals"][-1][1])
+            final = f"{finals[-1]:.3f}" if run["evals"] else "-"
             to_solved = f"{run['seconds_at_episode'][at - 1] / 60:.1f}" if at else "-"
             lines.append(
                 f"| {variant} | {seed} | {len(scores)} | {at or 'not solved'} | {best:.3f} | "
@@ -120,8 +122,9 @@ def main() -> None:
             if len(reached) * 2 > len(solved)
             else "not reached"
         )
+        finals_summary = f"mean {np.mean(finals):.3f}, min {min(finals):.3f}" if finals else ""
         lines.append(
-            f"| **{variant}** | {len(solved)} seeds | | median {median} ({len(reached)}/{len(solved)} solved) | | | | |"
+            f"| **{variant}** | {len(solved)} seeds | | median {median} ({len(reached)}/{len(solved)} solved) | | {finals_summary} | | |"
         )
     ax.axhline(SOLVED, color="k", ls="--", lw=1, label="solved (0.5)")
     if args.random_play is not None:
