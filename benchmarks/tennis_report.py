@@ -104,9 +104,10 @@ def main() -> None:
                 if len(scores) >= 100
                 else float("nan")
             )
+            final = "-"
             if run["evals"]:
                 finals.append(run["evals"][-1][1])
-            final = f"{finals[-1]:.3f}" if run["evals"] else "-"
+                final = f"{finals[-1]:.3f}"
             to_solved = f"{run['seconds_at_episode'][at - 1] / 60:.1f}" if at else "-"
             lines.append(
                 f"| {variant} | {seed} | {len(scores)} | {at or 'not solved'} | {best:.3f} | "
