@@ -92,6 +92,11 @@ class Args:
     """hidden layer sizes of every actor and critic"""
     updates_per_step: float = 2.0
     """gradient updates (of every agent) per transition collected"""
+    target_policy_noise: float = 0.0
+    """std of the clipped Gaussian noise added to the target actors' actions in the critics' targets,
+    in half action ranges (TD3's target policy smoothing, as MATD3 uses it; 0: plain MADDPG)"""
+    target_noise_clip: float = 0.5
+    """target policy noise is clipped to +- this, in half action ranges"""
     grad_clip: float = 1.0
     """clip each agent's gradient norm, per network, to this (0: no clipping)"""
     noise_type: Literal["gaussian", "ou"] = "ou"
@@ -125,7 +130,8 @@ def validate_args(args: Args) -> None:
             raise ValueError(
                 f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
             )
-    for name in ["checkpoint_frequency", "eval_frequency", "learning_starts", "updates_per_step"]:
+    nonnegative = ["checkpoint_frequency", "eval_frequency", "learning_starts", "updates_per_step"]
+    for name in nonnegative + ["target_policy_noise", "target_noise_clip"]:
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not all(h > 0 for h in args.hidden_sizes):
@@ -721,7 +727,14 @@ def update(data, actor, actor_target, critic, critic_target, actor_opt, critic_o
     obs, actions, rewards, next_obs, terminated = data
     n = obs.shape[1]
     with torch.no_grad():
-        next_actions = actor_target(next_obs)[None].expand(n, -1, -1, -1)
+        next_actions = actor_target(next_obs)
+        if args.target_policy_noise > 0:
+            # A smoother critic target, so the actors cannot exploit a narrow peak of Q.
+            clip = args.target_noise_clip
+            noise = (torch.randn_like(next_actions) * args.target_policy_noise).clamp(-clip, clip)
+            scale, bias = actor_target.action_scale, actor_target.action_bias
+            next_actions = torch.clamp(next_actions + noise * scale, bias - scale, bias + scale)
+        next_actions = next_actions[None].expand(n, -1, -1, -1)
         next_q = critic_target(next_obs, next_actions)  # (n, B)
         y = rewards.T + args.gamma * (1.0 - terminated.T) * next_q
     q = critic(obs, actions[None].expand(n, -1, -1, -1))

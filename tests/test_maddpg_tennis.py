@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from pettingzoo.test import parallel_api_test
 
 import maddpg_tennis as mt
@@ -308,6 +309,46 @@ def test_actor_update_moves_each_agent_up_its_own_critic_only():
     assert all(c[A] > 0 for c in changed) and all(c[B] == 0 for c in changed)
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_target_policy_smoothing_adds_clipped_noise_in_action_units(noise):
+    """The critics' targets see mu'(o') plus Gaussian noise of std noise * half the action range,
+    clipped to +- target_noise_clip of it and to the bounds; without it they see mu'(o') exactly."""
+    torch.manual_seed(0)
+    args = tiny(target_policy_noise=noise, target_noise_clip=0.3)
+    low, high = np.full((2, 2), -2.0), np.full((2, 2), 2.0)
+    actor = mt.Actor(2, 3, 2, low, high, args)
+    critic = mt.Critic(2, 3, 2, args)
+    seen = []
+
+    class Recorder(nn.Module):
+        def __init__(self, critic):
+            super().__init__()
+            self.critic = critic
+
+        def forward(self, obs, actions):
+            seen.append(actions[0].detach().clone())
+            return self.critic(obs, actions)
+
+    actor_target, critic_target = mt.copy.deepcopy(actor), Recorder(mt.copy.deepcopy(critic))
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.0) for m in (actor, critic)]
+    batch = 4096
+    next_obs = torch.randn(batch, 2, 3)
+    data = (torch.randn(batch, 2, 3), torch.rand(batch, 2, 2), torch.zeros(batch, 2), next_obs)
+    data += (torch.zeros(batch, 2),)
+    mt.update(data, actor, actor_target, critic, critic_target, *optimizers, args)
+    with torch.no_grad():
+        clean = actor_target(next_obs)
+    diff = seen[0] - clean
+    if noise == 0.0:
+        assert torch.equal(diff, torch.zeros_like(diff))
+        return
+    assert seen[0].abs().max() <= 2.0
+    assert diff.abs().max() <= 0.3 * 2.0 + 1e-6 and diff.abs().max() > 0.5
+    inside = clean.abs() < 1.0  # far from the bounds: only the noise clip acts
+    clipped = torch.randn(1_000_000).mul(noise).clamp(-0.3, 0.3).std().item() * 2.0
+    assert diff[inside].std().item() == pytest.approx(clipped, rel=0.05)
+
+
 def test_shared_actor_is_one_network_for_both_agents():
     torch.manual_seed(0)
     shared = mt.Actor(2, 3, 2, -np.ones((2, 2)), np.ones((2, 2)), tiny(shared_actor=True))
@@ -418,6 +459,8 @@ def test_errors_name_the_flag(in_tmp):
         mt.train(tiny(env_id="pursuit_v5"))
     with pytest.raises(ValueError, match="--gamma"):
         mt.train(tiny(gamma=1.5))
+    with pytest.raises(ValueError, match="--target-policy-noise"):
+        mt.train(tiny(target_policy_noise=-0.1))
     with pytest.raises(ValueError, match="--batch-size"):
         mt.train(tiny(batch_size=100, buffer_size=50))
     with pytest.raises(FileNotFoundError, match="does not exist"):
