@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind benchmarks/results/tennis*.md and maddpg_*.md, one process per run, one thread each.
-# Usage: bash benchmarks/maddpg_runs.sh tennis|tennis-decay|tennis-independent|spread|multiwalker [SEEDS...]
+# Usage: bash benchmarks/maddpg_runs.sh tennis|tennis-smooth|tennis-decay|tennis-independent|spread|multiwalker [SEEDS...]
 # Runs land in $RUNS_DIR/runs/ (default: benchmarks/runs, ignored by git); a run writes a checkpoint
 # with its replay buffer every 20k steps, and RESUME=path/to/checkpoint.pt continues it.
 set -euo pipefail
@@ -24,6 +24,9 @@ for seed in "${seeds[@]}"; do
     tennis)  # 50k steps, shared actor and critic, constant exploration noise; final evaluation 100 episodes
       python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --noise-decay-to 1.0 \
         --eval-episodes 100 "${common[@]}" "${resume[@]}" ;;
+    tennis-smooth)  # the same with target policy smoothing (MATD3's)
+      python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --noise-decay-to 1.0 \
+        --target-policy-noise 0.2 --eval-episodes 100 --exp-name maddpg_tennis_smooth "${common[@]}" "${resume[@]}" ;;
     # The ablation pair, both with the default noise decay (to 0.2 of its scale over the run)
     tennis-decay)
       python "$here/maddpg_tennis.py" --seed "$seed" --shared-actor --shared-critic --eval-episodes 100 \

@@ -92,8 +92,9 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for colour, (variant, seeds) in zip(["C0", "C1", "C2", "C3"], sorted(runs.items())):
+    fig, (ax, ax_eval) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for i, (variant, seeds) in enumerate(sorted(runs.items())):
+        colour = f"C{i}"
         solved, finals = [], []
         for seed, run in sorted(seeds.items()):
             scores = run["scores"]
@@ -107,6 +108,8 @@ def main() -> None:
             final = "-"
             if run["evals"]:
                 finals.append(run["evals"][-1][1])
+                steps, values = zip(*run["evals"])
+                ax_eval.plot(steps, values, colour, marker=".", alpha=0.6)
                 final = f"{finals[-1]:.3f}"
             to_solved = f"{run['seconds_at_episode'][at - 1] / 60:.1f}" if at else "-"
             lines.append(
@@ -123,7 +126,11 @@ def main() -> None:
             if len(reached) * 2 > len(solved)
             else "not reached"
         )
-        finals_summary = f"mean {np.mean(finals):.3f}, min {min(finals):.3f}" if finals else ""
+        finals_summary = (
+            f"mean {np.mean(finals):.3f}, median {np.median(finals):.3f}, min {min(finals):.3f}"
+            if finals
+            else ""
+        )
         lines.append(
             f"| **{variant}** | {len(solved)} seeds | | median {median} ({len(reached)}/{len(solved)} solved) | | {finals_summary} | | |"
         )
@@ -132,8 +139,12 @@ def main() -> None:
         ax.axhline(args.random_play, color="gray", ls=":", lw=1, label="random play")
     ax.set_xlabel("episode")
     ax.set_ylabel("100-episode mean score")
-    ax.set_title("Tennis: MADDPG (one line per seed)")
+    ax.set_title("Tennis: MADDPG, training scores (one line per seed)")
     ax.legend()
+    ax_eval.axhline(1.0, color="k", ls="--", lw=1)
+    ax_eval.set_xlabel("transitions")
+    ax_eval.set_ylabel("deterministic evaluation, mean score")
+    ax_eval.set_title("evaluations during training (one line per seed)")
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)
     fig.savefig(os.path.join(args.out, f"{args.name}.png"), dpi=120)
