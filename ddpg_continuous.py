@@ -454,12 +454,19 @@ def load_checkpoint(path: str) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist; check the path given")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(
             f"checkpoint {path} could not be read ({type(e).__name__}); the file "
             "is corrupt or not a checkpoint of this script"
         ) from None
+    unknown = sorted(set(ckpt.get("args", {})) - set(Args.__dataclass_fields__))
+    if unknown:
+        raise ValueError(
+            f"checkpoint {path} sets options this version of the script does not have "
+            f"({', '.join(unknown)}); it was written by another version or another script"
+        )
+    return ckpt
 
 
 def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:

@@ -72,3 +72,20 @@ def test_scripts_import_no_local_module_but_sumtree(path):
         elif isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module.split(".")[0]]
         assert not set(names) & local, f"{path.name} imports a local module: {names}"
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
+def test_checkpoint_with_an_option_the_script_lacks_is_refused_by_name(path, tmp_path):
+    """A checkpoint from another version (an option since removed) gets a clear error naming the
+    option, not a TypeError from the Args constructor."""
+    import importlib
+
+    import torch
+
+    script = importlib.import_module(path.stem)
+    ckpt = tmp_path / "old.pt"
+    torch.save({"args": {"seed": 3, "no_such_option": False}}, ckpt)
+    with pytest.raises(ValueError, match="no_such_option"):
+        script.load_checkpoint(str(ckpt))
+    torch.save({"args": {"seed": 3}}, ckpt)
+    assert script.load_checkpoint(str(ckpt))["args"] == {"seed": 3}
