@@ -131,7 +131,8 @@ def validate_args(args: Args) -> None:
                 f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
             )
     nonnegative = ["checkpoint_frequency", "eval_frequency", "learning_starts", "updates_per_step"]
-    for name in nonnegative + ["target_policy_noise", "target_noise_clip"]:
+    nonnegative += ["target_policy_noise", "target_noise_clip"]
+    for name in nonnegative:
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not all(h > 0 for h in args.hidden_sizes):
