@@ -671,7 +671,9 @@ def train(args: Args) -> dict:
     q_network = QNetwork(obs_space.shape, n_actions, args).to(device)
     target_network = QNetwork(obs_space.shape, n_actions, args).to(device)
     target_network.load_state_dict(q_network.state_dict())
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
+    # foreach: one call per operation for all parameters, with the default loop's numbers
+    params = list(q_network.parameters())
+    optimizer = torch.optim.Adam(params, lr=args.learning_rate, eps=args.adam_eps, foreach=True)
     rb = ReplayBuffer(args.buffer_size, obs_space, args, device)
     nstep = NStepCollector(args.num_envs, args.n_step, args.gamma)
 
@@ -771,7 +773,7 @@ def train(args: Args) -> dict:
                     loss, per_sample, q_taken = dqn_loss(data, q_network, target_network, args)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
-                    nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+                    nn.utils.clip_grad_norm_(params, args.max_grad_norm)
                     optimizer.step()
                     if args.per:
                         rb.update_priorities(idx, per_sample)
