@@ -245,7 +245,8 @@ class TwinQNetwork(nn.Module):
         """Returns (n, B): Q_1 .. Q_n (the actor update asks for Q_1 alone, as in the paper)."""
         x = torch.cat([obs, actions], -1).expand(n, -1, -1)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b[:n], x, w[:n])
+            # A slice's gradient is a zero-filled copy of the whole stack: slice only when needed.
+            x = torch.baddbmm(b, x, w) if n == len(w) else torch.baddbmm(b[:n], x, w[:n])
             if i < len(self.weights) - 1:
                 x = F.relu(F.layer_norm(x, x.shape[-1:]) if self.layer_norm else x)
         return x.squeeze(-1)
