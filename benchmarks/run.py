@@ -76,7 +76,10 @@ def plan(a: argparse.Namespace, extra: list[str]) -> list[Run]:
                     env["WANDB_RUN_GROUP"] = f"{script.removesuffix('.py')}__{env_id}"
                     env["WANDB_TAGS"] = f"commit-{git_commit()},{script.removesuffix('.py')}"
                 run = Run(script.removesuffix(".py"), env_id, seed, cmd, env, runs_dir, "")
-                run.log = os.path.join(runs_dir, "logs", f"{run.name}.log")
+                # variants of one script (--exp-name) get logs of their own
+                label = extra[extra.index("--exp-name") + 1] if "--exp-name" in extra else None
+                name = run.name if label is None else run.name.replace(run.script, label, 1)
+                run.log = os.path.join(runs_dir, "logs", f"{name}.log")
                 runs.append(run)
     return runs
 

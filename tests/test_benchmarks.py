@@ -104,6 +104,23 @@ def test_track_puts_runs_in_one_project_grouped_and_tagged(tmp_path):
     assert parser_args  # the same flags the command line takes
 
 
+def test_variants_of_one_script_get_logs_of_their_own(tmp_path):
+    import argparse
+
+    a = argparse.Namespace(
+        scripts=["dqn_rainbow"],
+        env_ids=["CartPole-v1"],
+        seeds=[1],
+        track=False,
+        runs_dir=str(tmp_path),
+        threads=1,
+    )
+    (plain,) = run.plan(a, [])
+    (variant,) = run.plan(a, ["--exp-name", "dqn_rainbow_no_per", "--no-per"])
+    assert os.path.basename(plain.log) == "dqn_rainbow__CartPole-v1__1.log"
+    assert os.path.basename(variant.log) == "dqn_rainbow_no_per__CartPole-v1__1.log"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
