@@ -9,6 +9,11 @@ Every component is on by default; switching all off (--no-double --no-per --no-d
 get an MLP torso; Atari (ALE/...-v5) frames get the standard preprocessing (no-op reset, frame skip
 4, 84x84 grayscale, 4 stacked frames; rewards clipped for learning only) and the Nature CNN.
 
+The defaults are tuned for small vector tasks (CartPole-v1 in 30k steps). For Atari, use the
+paper's scale: e.g. --learning-rate 6.25e-5 --adam-eps 1.5e-4 --buffer-size 1000000
+--learning-starts 20000 --train-frequency 4 --target-network-frequency 8000 --batch-size 32 (counts
+are agent steps, 4 frames each).
+
 Usage: python dqn_rainbow.py --env-id CartPole-v1
 """
 
@@ -89,7 +94,7 @@ class Args:
     """C51: a categorical distribution of returns over fixed atoms"""
     noisy: bool = True
     """factorized Gaussian noisy layers in the head explore instead of epsilon-greedy"""
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     """Adam learning rate"""
     adam_eps: float = 1.5e-4
     """Adam epsilon"""
@@ -103,7 +108,7 @@ class Args:
     """transitions collected before learning starts"""
     train_frequency: int = 1
     """transitions between gradient updates"""
-    target_network_frequency: int = 100
+    target_network_frequency: int = 500
     """transitions between copies of the online network into the target network"""
     hidden_sizes: tuple[int, ...] = (128, 128)
     """MLP torso and head sizes for vector observations (the last one is the head's)"""
