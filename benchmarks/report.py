@@ -53,10 +53,25 @@ def iqm(values: np.ndarray) -> float:
     return float(v[k : len(v) - k].mean())
 
 
+def planned_steps(run_dir: str) -> int | None:
+    """The run's --total-timesteps, from the hyperparameter table the scripts log (the last one
+    written, so a resume that extends the run counts); None if the run has none."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(run_dir, size_guidance={"tensors": 0})
+    events.Reload()
+    if "hyperparameters/text_summary" not in events.Tags().get("tensors", []):
+        return None
+    text = events.Tensors("hyperparameters/text_summary")[-1].tensor_proto.string_val[0].decode()
+    found = re.search(r"^\|total_timesteps\|(\d+)\|$", text, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
 def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int, dict]]:
     """(env_id, exp_name) -> seed -> {"eval": [(step, return)], "sps": float}. A run that stopped
-    before 90% of the furthest run of its group (still running, or cut off) is left out, and
-    said so, rather than averaged with finished ones as if its last evaluation were final."""
+    before 90% of its own --total-timesteps or of the furthest run of its group (still running,
+    or cut off) is left out, and said so, rather than averaged with finished ones as if its last
+    evaluation were final."""
     groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for name in sorted(os.listdir(runs_dir)):
         parts = name.split("__")
@@ -68,6 +83,14 @@ def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int,
         scalars = read_run(os.path.join(runs_dir, name))
         evals = sorted(dict(scalars.get("eval/episodic_return", [])).items())
         if not evals:
+            continue
+        planned = planned_steps(os.path.join(runs_dir, name))
+        if planned is not None and evals[-1][0] < 0.9 * planned:
+            print(
+                f"left out {env_id} {exp_name} seed {seed}: it stops at step {evals[-1][0]} "
+                f"of its {planned}",
+                file=sys.stderr,
+            )
             continue
         sps = [v for _, v in scalars.get("charts/SPS", [])]
         groups[(env_id, exp_name)][seed] = {

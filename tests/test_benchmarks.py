@@ -233,6 +233,21 @@ def test_report_plots_and_tabulates_the_runs_numbers(tmp_path, monkeypatch):
     assert len(csv_rows) == 1 + 2 * 2  # header, two evaluations for each seed
 
 
+def test_report_leaves_out_a_run_short_of_its_own_total_steps(tmp_path, capsys):
+    """A lone run cut off early (no other seed to compare with) is not reported as final."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    for seed, total in [(1, 400), (2, 1000)]:
+        writer = SummaryWriter(str(tmp_path / f"Pendulum-v1__algo{seed}__{seed}__0"))
+        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n|total_timesteps|{total}|")
+        for step in (200, 400):
+            writer.add_scalar("eval/episodic_return", -100.0, step)
+        writer.close()
+    groups = report.collect(str(tmp_path))
+    assert list(groups) == [("Pendulum-v1", "algo1")]
+    assert "algo2 seed 2: it stops at step 400 of its 1000" in capsys.readouterr().err
+
+
 def test_report_statistics():
     assert report.iqm(np.array([0.0, 1.0, 2.0, 3.0, 100.0])) == pytest.approx(2.0)
     lo, hi = report.bootstrap_ci(np.array([1.0, 2.0, 3.0]), np.random.default_rng(0))
