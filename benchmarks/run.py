@@ -63,6 +63,8 @@ def plan(a: argparse.Namespace, extra: list[str]) -> list[Run]:
     runs_dir = os.path.abspath(a.runs_dir)
     base_env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)}
     runs = []
+    # variants of one script (--exp-name) get logs of their own
+    label = extra[extra.index("--exp-name") + 1] if "--exp-name" in extra else None
     for script in a.scripts:
         path = os.path.join(ROOT, f"{script.removesuffix('.py')}.py")
         if not os.path.isfile(path):
@@ -76,8 +78,6 @@ def plan(a: argparse.Namespace, extra: list[str]) -> list[Run]:
                     env["WANDB_RUN_GROUP"] = f"{script.removesuffix('.py')}__{env_id}"
                     env["WANDB_TAGS"] = f"commit-{git_commit()},{script.removesuffix('.py')}"
                 run = Run(script.removesuffix(".py"), env_id, seed, cmd, env, runs_dir, "")
-                # variants of one script (--exp-name) get logs of their own
-                label = extra[extra.index("--exp-name") + 1] if "--exp-name" in extra else None
                 name = run.name if label is None else run.name.replace(run.script, label, 1)
                 run.log = os.path.join(runs_dir, "logs", f"{name}.log")
                 runs.append(run)
