@@ -211,7 +211,6 @@ def main() -> None:
         sys.exit(f"no runs with evaluations under {a.runs_dir}")
     os.makedirs(a.out, exist_ok=True)
     peers = [read_peer(p) for p in a.peer]
-    rng = np.random.default_rng(0)
     at_cols = "".join(f" eval at {s // 1000}k |" for s in a.at)
     extra = []
     if a.solve_at is not None:
@@ -231,7 +230,8 @@ def main() -> None:
                 writer.writerows([env_id, exp_name, seed, s, f"{v:.2f}"] for s, v in run["eval"])
             finals = np.array([run["eval"][-1][1] for run in seeds.values()])
             last_steps = {run["eval"][-1][0] for run in seeds.values()}
-            lo, hi = bootstrap_ci(finals, rng)
+            # a fresh seeded generator per row: a row's interval does not depend on the others
+            lo, hi = bootstrap_ci(finals, np.random.default_rng(0))
             middle = f"{iqm(finals):.1f}" if len(finals) >= 5 else "-"
             cols = ""
             for step in a.at:
