@@ -27,12 +27,18 @@ from collections import defaultdict
 import numpy as np
 
 
-def read_run(run_dir: str) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] for the scalars of one run (all its event files, resumes included)."""
+def load_events(run_dir: str):
+    """All scalars and text of one run (all its event files, resumes included), read once."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    events = EventAccumulator(run_dir, size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
+    return events
+
+
+def read_run(run_dir: str, events=None) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] for the scalars of one run (from `events` when already loaded)."""
+    events = events or load_events(run_dir)
     return {
         tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
     }
@@ -53,13 +59,9 @@ def iqm(values: np.ndarray) -> float:
     return float(v[k : len(v) - k].mean())
 
 
-def planned_steps(run_dir: str) -> int | None:
+def planned_steps(events) -> int | None:
     """The run's --total-timesteps, from the hyperparameter table the scripts log (the last one
     written, so a resume that extends the run counts); None if the run has none."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(run_dir, size_guidance={"tensors": 0})
-    events.Reload()
     if "hyperparameters/text_summary" not in events.Tags().get("tensors", []):
         return None
     text = events.Tensors("hyperparameters/text_summary")[-1].tensor_proto.string_val[0].decode()
@@ -80,11 +82,13 @@ def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int,
         env_id, exp_name, seed = parts[0], parts[1], int(parts[2])
         if not re.fullmatch(include or ".*", exp_name):
             continue
-        scalars = read_run(os.path.join(runs_dir, name))
+        run_dir = os.path.join(runs_dir, name)
+        events = load_events(run_dir)
+        scalars = read_run(run_dir, events)
         evals = sorted(dict(scalars.get("eval/episodic_return", [])).items())
         if not evals:
             continue
-        planned = planned_steps(os.path.join(runs_dir, name))
+        planned = planned_steps(events)
         if planned is not None and evals[-1][0] < 0.9 * planned:
             print(
                 f"left out {env_id} {exp_name} seed {seed}: it stops at step {evals[-1][0]} "
