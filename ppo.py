@@ -5,7 +5,10 @@ advantage estimation, then takes `update_epochs` passes of minibatch gradient st
 -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) + vf_coef * value loss - ent_coef * entropy
 (Schulman et al. 2017, https://arxiv.org/abs/1707.06347; GAE: https://arxiv.org/abs/1506.02438).
 Discrete actions use a categorical policy; Box actions a diagonal Gaussian with a state-independent
-log standard deviation, its samples clipped to the bounds when sent to the env.
+log standard deviation, its samples clipped to the bounds when sent to the env. `--gsde` swaps that
+for generalized state-dependent exploration (Raffin et al. 2022, https://arxiv.org/abs/2005.05719):
+the noise is the policy's last hidden features times a random weight matrix held for
+`sde_sample_freq` steps, so it is smooth in time and its scale depends on the state.
 
 A truncated episode (time limit) bootstraps: its last reward gets gamma * V(final observation), so
 cutting an episode at a time limit is not mistaken for reaching a terminal state. Observation and
@@ -106,7 +109,12 @@ class Args:
     activation: Literal["tanh", "relu"] = "tanh"
     """hidden activation"""
     log_std_init: float = 0.0
-    """initial log standard deviation of the Gaussian policy (continuous actions)"""
+    """initial log standard deviation of the Gaussian policy (continuous actions; with --gsde, of
+    each entry of the noise weight matrix)"""
+    gsde: bool = False
+    """generalized state-dependent exploration instead of a state-independent std (continuous)"""
+    sde_sample_freq: int = 4
+    """with --gsde, draw new noise weights every this many steps (0: once per rollout)"""
     normalize_obs: bool = False
     """normalize observations with running statistics (clipped to +-obs_clip)"""
     normalize_reward: bool = False
@@ -177,7 +185,8 @@ def validate_args(args: Args) -> None:
             raise ValueError(
                 f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
             )
-    for name in ["checkpoint_frequency", "eval_frequency", "clip_coef", "ent_coef", "vf_coef"]:
+    nonnegative = ["checkpoint_frequency", "eval_frequency", "clip_coef", "ent_coef", "vf_coef"]
+    for name in nonnegative + ["sde_sample_freq"]:
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not all(h > 0 for h in args.hidden_sizes):
@@ -238,8 +247,13 @@ class Agent(nn.Module):
             linears = [m for m in net if isinstance(m, nn.Linear)]
             for layer in linears:
                 layer_init(layer, head_std if layer is linears[-1] else np.sqrt(2))
+        if args.gsde and self.discrete:
+            raise ValueError("--gsde is for Box action spaces; this env's actions are Discrete")
+        self.gsde = args.gsde
         if not self.discrete:
-            self.log_std = nn.Parameter(torch.full((n_out,), args.log_std_init))
+            # gSDE: one std per (feature, action) pair, the std of that noise weight
+            std_shape = (args.hidden_sizes[-1], n_out) if self.gsde else (n_out,)
+            self.log_std = nn.Parameter(torch.full(std_shape, args.log_std_init))
             self.register_buffer("action_low", torch.as_tensor(action_space.low).float())
             self.register_buffer("action_high", torch.as_tensor(action_space.high).float())
         self.obs_rms = RunningMeanStd((obs_dim,))
@@ -255,12 +269,33 @@ class Agent(nn.Module):
         return self.critic(obs_n).squeeze(-1)
 
     def dist(self, obs_n: torch.Tensor) -> torch.distributions.Distribution:
-        out = self.actor(obs_n)
+        return self.dist_and_features(obs_n)[0]
+
+    def dist_and_features(self, obs_n: torch.Tensor):
+        """The action distribution and, with gSDE, the last hidden features (the noise basis)."""
+        features = None
+        if self.gsde:
+            features = self.actor[:-1](obs_n)
+            out = self.actor[-1](features)
+        else:
+            out = self.actor(obs_n)
         # No argument checks: they cost more than the small networks' forward pass.
         if self.discrete:
-            return torch.distributions.Categorical(logits=out, validate_args=False)
-        normal = torch.distributions.Normal(out, self.log_std.exp(), validate_args=False)
-        return torch.distributions.Independent(normal, 1, validate_args=False)
+            return torch.distributions.Categorical(logits=out, validate_args=False), features
+        if self.gsde:
+            # noise = features @ W with W_ij ~ N(0, std_ij^2): Gaussian with this variance.
+            # Features are detached so exploration does not shape the representation.
+            variance = features.detach().pow(2) @ self.log_std.exp().pow(2)
+            std = (variance + 1e-6).sqrt()
+        else:
+            std = self.log_std.exp()
+        normal = torch.distributions.Normal(out, std, validate_args=False)
+        return torch.distributions.Independent(normal, 1, validate_args=False), features
+
+    def noise_weights(self, num_envs: int) -> torch.Tensor:
+        """gSDE: a fresh weight matrix per env, (num_envs, features, actions)."""
+        std = self.log_std.detach().exp()
+        return torch.randn((num_envs, *std.shape), device=std.device) * std
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         out = self.actor(self.normalize(obs))
@@ -603,10 +638,18 @@ def train(args: Args) -> dict:
                 obs_t = torch.as_tensor(obs, device=device)
                 if args.normalize_obs:
                     agent.obs_rms.update(obs_t)
+                if agent.gsde and (
+                    step == 0 or (args.sde_sample_freq and step % args.sde_sample_freq == 0)
+                ):
+                    weights = agent.noise_weights(args.num_envs)
                 with torch.no_grad():
                     obs_n = agent.normalize(obs_t)
-                    dist = agent.dist(obs_n)
-                    action = dist.sample()
+                    dist, features = agent.dist_and_features(obs_n)
+                    if agent.gsde:
+                        noise = (features.unsqueeze(1) @ weights).squeeze(1)
+                        action = dist.mean + noise
+                    else:
+                        action = dist.sample()
                     logprobs_buf[step], values_buf[step] = dist.log_prob(action), agent.value(obs_n)
                 obs_buf[step], actions_buf[step] = obs_n, action
                 action = action.cpu().numpy()

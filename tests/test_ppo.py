@@ -223,3 +223,49 @@ def test_cartpole_learns(in_tmp):
 def test_runs_started_in_the_same_second_get_their_own_directories(in_tmp):
     names = {ppo.new_run_name(tiny()) for _ in range(3)}
     assert len(names) == 3 and all((in_tmp / "runs" / n).is_dir() for n in names)
+
+
+def gsde_agent(**overrides):
+    env = gym.make("Pendulum-v1")
+    args = tiny(env_id="Pendulum-v1", gsde=True, log_std_init=-1.0, **overrides)
+    return ppo.Agent(env.observation_space.shape[0], env.action_space, args)
+
+
+def test_gsde_noise_scale_depends_on_the_state_and_matches_its_log_probability():
+    torch.manual_seed(0)
+    agent = gsde_agent()
+    obs = torch.tensor([[1.0, 0.0, 0.5], [-0.3, 2.0, -1.5]])
+    with torch.no_grad():
+        dist, features = agent.dist_and_features(obs)
+        # The two states explore with different standard deviations (a plain Gaussian policy
+        # would give both the same one).
+        assert not torch.allclose(dist.stddev[0], dist.stddev[1], rtol=1e-3)
+        # Actions drawn as features @ W with fresh weights W have the variance whose density
+        # the log-probabilities use.
+        noise = torch.stack(
+            [(features.unsqueeze(1) @ agent.noise_weights(2)).squeeze(1) for _ in range(20000)]
+        )
+    np.testing.assert_allclose(noise.var(0), dist.variance, rtol=0.05)
+
+
+def test_gsde_holds_its_noise_weights_for_sde_sample_freq_steps(monkeypatch, in_tmp):
+    """A rollout of 64 steps draws weights at steps 0, 16, 32, 48 with a frequency of 16, and
+    once (at the start of the rollout) with 0."""
+    draws = []
+    original = ppo.Agent.noise_weights
+
+    def counted(self, num_envs):
+        draws.append(num_envs)
+        return original(self, num_envs)
+
+    monkeypatch.setattr(ppo.Agent, "noise_weights", counted)
+    ppo.train(tiny(env_id="Pendulum-v1", gsde=True, sde_sample_freq=16, total_timesteps=256))
+    assert draws == [4] * 4
+    draws.clear()
+    ppo.train(tiny(env_id="Pendulum-v1", gsde=True, sde_sample_freq=0, total_timesteps=512))
+    assert draws == [4] * 2
+
+
+def test_gsde_on_a_discrete_env_is_a_clear_error(in_tmp):
+    with pytest.raises(ValueError, match="--gsde is for Box action spaces"):
+        ppo.train(tiny(env_id="CartPole-v1", gsde=True))
