@@ -293,7 +293,10 @@ class QNetwork(nn.Module):
         return F.log_softmax(q, -1) if self.distributional else q.squeeze(-1)
 
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
-        out = self(obs)
+        return self.expected_q(self(obs))
+
+    def expected_q(self, out: torch.Tensor) -> torch.Tensor:
+        """Q-values from forward()'s output: the mean over the atoms with C51."""
         return (out.exp() * self.support).sum(-1) if self.distributional else out
 
     def reset_noise(self) -> None:
@@ -438,7 +441,10 @@ def dqn_loss(data, q_network: QNetwork, target_network: QNetwork, args: Args):
     with torch.no_grad():
         next_target = target_network(next_obs)
         # double Q: the online network chooses a', the target network values it
-        chooser = q_network.q_values(next_obs) if args.double else target_network.q_values(next_obs)
+        if args.double:
+            chooser = q_network.q_values(next_obs)
+        else:
+            chooser = target_network.expected_q(next_target)
         next_actions = chooser.argmax(1)
         if args.distributional:
             next_probs = next_target.exp()[rows, next_actions]
