@@ -1,6 +1,8 @@
-"""Training speed of dqn_rainbow.py: with and without prioritized replay, and plain DQN (every
-Rainbow component off) against Stable-Baselines3's DQN with the same network, train frequency
-and batch. Runs interleaved, one process and one thread each, no evaluation.
+"""Training speed of dqn_rainbow.py, with and without prioritized replay, and against SB3's DQN.
+
+Rainbow with and without prioritized replay, and plain DQN (every Rainbow component off) against
+Stable-Baselines3's DQN with the same network, train frequency and batch. Runs interleaved, one
+process and one thread each, no evaluation.
 
 Usage: python benchmarks/dqn_speed.py --pairs 3 --out benchmarks/results/dqn_speed.md
 """
