@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 runs="${RUNS:-benchmarks/runs/runs}"
 peers=benchmarks/results/peers
 report() { python benchmarks/report.py --runs-dir "$runs" --out benchmarks/results "$@"; }
-report --name continuous --include "(td3|ddpg)_continuous.*" --at 100000 125000 150000 \
+report --name continuous --include "(td3|ddpg)_continuous.*" --at 100000 150000 200000 300000 \
   --peer "SB3 TD3, RL Zoo settings, seed 1=$peers/sb3_td3_HopperBulletEnv-v0_seed1.jsonl"
 report --name reinforce --include "reinforce.*" --solve-at 475 --late-from 100000
 report --name ppo --include "ppo" --solve-at 475 --at 200000 625000 1000000 \
