@@ -114,10 +114,12 @@ def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int,
 
 
 def value_at(curve: list[tuple[int, float]], step: int) -> float | None:
-    """The evaluation at `step` (the last one at or before it, within 1% of it), else None."""
-    before = [v for s, v in curve if s <= step]
-    last_step = max((s for s, _ in curve if s <= step), default=None)
-    return before[-1] if before and last_step >= 0.99 * step else None
+    """The evaluation nearest to `step` if it lies within 3% of it (evaluations fall on each run's
+    own grid: every 25k steps for a peer, every 3 rollouts of 8192 for PPO), else None."""
+    if not curve:
+        return None
+    s, v = min(curve, key=lambda point: abs(point[0] - step))
+    return v if abs(s - step) <= 0.03 * step else None
 
 
 def read_peer(spec: str) -> tuple[str, list[tuple[int, float]]]:

@@ -254,6 +254,14 @@ def test_report_statistics():
     assert 1.0 <= lo < 2.0 < hi <= 3.0
 
 
+def test_eval_at_a_step_is_the_nearest_evaluation_within_3_percent():
+    ppo_grid = [(180224, 1.0), (204800, 2.0), (1007616, 3.0)]  # every 3 rollouts of 8192
+    assert report.value_at(ppo_grid, 200000) == 2.0
+    assert report.value_at(ppo_grid, 1000000) == 3.0
+    assert report.value_at(ppo_grid, 300000) is None  # nothing within 3%
+    assert report.value_at([(100000, 5.0), (110000, 6.0)], 108000) == 6.0  # nearest, not last
+
+
 def test_peers_run_ours_and_sb3_interleaved_with_the_same_keys(tmp_path, capsys):
     status = peers.main(
         [
