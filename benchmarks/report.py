@@ -36,12 +36,16 @@ def load_events(run_dir: str):
     return events
 
 
-def read_run(run_dir: str, events=None) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] for the scalars of one run (from `events` when already loaded)."""
-    events = events or load_events(run_dir)
+def scalars_of(events) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] for the scalars of loaded events."""
     return {
         tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
     }
+
+
+def read_run(run_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] for the scalars of one run."""
+    return scalars_of(load_events(run_dir))
 
 
 def bootstrap_ci(
@@ -84,7 +88,7 @@ def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int,
             continue
         run_dir = os.path.join(runs_dir, name)
         events = load_events(run_dir)
-        scalars = read_run(run_dir, events)
+        scalars = scalars_of(events)
         evals = sorted(dict(scalars.get("eval/episodic_return", [])).items())
         if not evals:
             continue
