@@ -108,6 +108,9 @@ class Args:
     """hidden layer sizes of the separate policy and value networks"""
     activation: Literal["tanh", "relu"] = "tanh"
     """hidden activation"""
+    ortho_init: bool = True
+    """orthogonal initialization (hidden gain sqrt(2), policy head 0.01, value head 1); off:
+    PyTorch's default initialization, as RL Zoo's Bullet settings use"""
     log_std_init: float = 0.0
     """initial log standard deviation of the Gaussian policy (continuous actions; with --gsde, of
     each entry of the noise weight matrix)"""
@@ -243,10 +246,11 @@ class Agent(nn.Module):
         activation = {"tanh": nn.Tanh, "relu": nn.ReLU}[args.activation]
         self.actor = mlp([obs_dim, *args.hidden_sizes, n_out], False, activation)
         self.critic = mlp([obs_dim, *args.hidden_sizes, 1], False, activation)
-        for net, head_std in [(self.actor, 0.01), (self.critic, 1.0)]:
-            linears = [m for m in net if isinstance(m, nn.Linear)]
-            for layer in linears:
-                layer_init(layer, head_std if layer is linears[-1] else np.sqrt(2))
+        if args.ortho_init:
+            for net, head_std in [(self.actor, 0.01), (self.critic, 1.0)]:
+                linears = [m for m in net if isinstance(m, nn.Linear)]
+                for layer in linears:
+                    layer_init(layer, head_std if layer is linears[-1] else np.sqrt(2))
         if args.gsde and self.discrete:
             raise ValueError("--gsde is for Box action spaces; this env's actions are Discrete")
         self.gsde = args.gsde
