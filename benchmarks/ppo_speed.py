@@ -5,6 +5,11 @@ clipping, advantage normalization), networks (separate policy and value MLPs, or
 initialization) and normalization wrappers, one thread each, and no evaluation. Each run is its
 own process, and the two alternate (A B A B ...). SPS is over the whole of training.
 
+The `floor` row is no learner: it steps the same envs with random actions and runs the same
+networks' forward and backward passes on as many minibatches as training would (no losses, no
+optimizer, no rollout forward passes). Its ratio to SB3 bounds what any learner with these
+settings can reach on this machine.
+
 Usage: python benchmarks/ppo_speed.py --env-id CartPole-v1 --pairs 3 --out benchmarks/results/ppo_speed_cartpole.md
 """
 
@@ -59,6 +64,28 @@ def run_ours(env_id: str, steps: int) -> float:
     return ppo.train(args)["sps"]
 
 
+def run_floor(env_id: str, steps: int) -> float:
+    """SPS of the env steps and the networks' minibatch products alone (see the docstring)."""
+    import torch
+
+    ppo, args = our_args(env_id, steps)
+    envs = ppo.make_vector_env(args)
+    agent = ppo.Agent(envs.single_observation_space.shape[0], envs.single_action_space, args)
+    envs.reset(seed=args.seed)
+    envs.action_space.seed(args.seed)
+    batch = args.num_envs * args.num_steps
+    rollouts = -(-steps // batch)  # as many as train() runs
+    x = torch.randn(batch // args.num_minibatches, envs.single_observation_space.shape[0])
+    start = time.perf_counter()
+    for _ in range(rollouts):
+        for _ in range(args.num_steps):
+            envs.step(envs.action_space.sample())
+        for _ in range(args.update_epochs * args.num_minibatches):
+            (agent.actor(x).sum() + agent.critic(x).sum()).backward()
+    envs.close()
+    return rollouts * batch / (time.perf_counter() - start)
+
+
 def run_sb3(env_id: str, steps: int) -> float:
     """SPS of SB3's PPO over model.learn, built from the same Args as ours."""
     import pybullet_envs_gymnasium  # noqa: F401
@@ -83,12 +110,12 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(1)
-        run = run_sb3 if a.worker == "sb3" else run_ours
+        run = {"ours": run_ours, "floor": run_floor, "sb3": run_sb3}[a.worker]
         print(json.dumps({"sps": run(a.env_id, a.steps)}))
         return
 
     worker_args = ["--env-id", a.env_id, "--steps", str(a.steps)]
-    table = ratio_table(interleave(__file__, ["ours", "sb3"], worker_args, a.pairs))
+    table = ratio_table(interleave(__file__, ["ours", "floor", "sb3"], worker_args, a.pairs))
     print(table)
     if a.out:
         command = "python benchmarks/ppo_speed.py " + " ".join(sys.argv[1:])
