@@ -485,7 +485,9 @@ def load_checkpoint(path: str) -> dict:
             f"checkpoint {path} could not be read ({type(e).__name__}); the file "
             "is corrupt or not a checkpoint of this script"
         ) from None
-    unknown = sorted(set(ckpt.get("args", {})) - set(Args.__dataclass_fields__))
+    if not isinstance(ckpt, dict) or "args" not in ckpt:
+        raise ValueError(f"{path} holds no saved options: it is not a checkpoint of this script")
+    unknown = sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__))
     if unknown:
         raise ValueError(
             f"checkpoint {path} sets options this version of the script does not have "

@@ -89,3 +89,18 @@ def test_checkpoint_with_an_option_the_script_lacks_is_refused_by_name(path, tmp
         script.load_checkpoint(str(ckpt))
     torch.save({"args": {"seed": 3}}, ckpt)
     assert script.load_checkpoint(str(ckpt))["args"] == {"seed": 3}
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
+def test_a_loadable_file_that_is_no_checkpoint_is_refused_clearly(path, tmp_path):
+    """A file torch can load but that holds no saved options (bare weights, a list) gets a clear
+    error, not an AttributeError or KeyError later in train()."""
+    import importlib
+
+    import torch
+
+    script = importlib.import_module(path.stem)
+    for content in [{"actor": {}}, [1, 2]]:
+        torch.save(content, tmp_path / "weights.pt")
+        with pytest.raises(ValueError, match="holds no saved options"):
+            script.load_checkpoint(str(tmp_path / "weights.pt"))
