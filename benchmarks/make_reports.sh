@@ -12,7 +12,7 @@ report --name reinforce --include "reinforce.*" --solve-at 475 --late-from 10000
 report --name ppo --include "ppo" --solve-at 475 --at 200000 625000 1000000 \
   --peer "SB3 PPO, RL Zoo settings (gSDE), seed 1=$peers/sb3_ppo_HopperBulletEnv-v0_seed1.jsonl"
 report --name dqn --include "dqn_rainbow" --solve-at 475
-report --name dqn_ablation --include "dqn_rainbow.*" --solve-at 475
+report --name dqn_ablation --include "dqn_rainbow.*" --solve-at 475 --at 150000
 report --name results --readme README.md
 report --name maddpg --include "maddpg_tennis.*" --baseline "Tennis=random play=0.0147" \
   --baseline "simple_spread_v3=random play=-76.2" --baseline "multiwalker_v9=random play=-310.8"
