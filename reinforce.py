@@ -510,8 +510,11 @@ def train(args: Args) -> dict:
     obs_dim = envs.single_observation_space.shape[0]
     policy = Policy(obs_dim, envs.single_action_space, args).to(device)
     value = mlp([obs_dim, *args.hidden_sizes, 1], layer_norm=False).to(device)
-    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
-    value_optimizer = torch.optim.Adam(value.parameters(), lr=args.value_learning_rate)
+    # foreach: one call per operation for all parameters, with the default loop's numbers
+    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, foreach=True)
+    value_optimizer = torch.optim.Adam(
+        value.parameters(), lr=args.value_learning_rate, foreach=True
+    )
 
     networks = {"policy": policy, "value": value}
     optimizers = {"policy_optimizer": policy_optimizer, "value_optimizer": value_optimizer}
