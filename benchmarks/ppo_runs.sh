@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# The runs behind benchmarks/results/ppo.md. Usage: bash benchmarks/ppo_runs.sh cartpole|hopper
+# The runs behind benchmarks/results/ppo.md.
+# Usage: bash benchmarks/ppo_runs.sh cartpole|hopper|hopper-default-init [SEEDS="1 2 3"]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 runs=(--runs-dir "${RUNS_DIR:-$here/benchmarks/runs}" --workers "${WORKERS:-1}")
+# RL Zoo's tuned HopperBulletEnv-v0 settings, as the SB3 peer ran them
+zoo=(--total-timesteps 1000000 --num-envs 16 --num-steps 512 --num-minibatches 64
+  --update-epochs 20 --gamma 0.99 --gae-lambda 0.9 --learning-rate 3e-5 --clip-coef 0.4
+  --log-std-init -2 --hidden-sizes 256 256 --activation relu --normalize-obs --normalize-reward
+  --ent-coef 0.0 --gsde --sde-sample-freq 4 --no-anneal-lr --no-clip-vloss
+  --eval-frequency 25000 --save-model --checkpoint-frequency 100000)
+hopper() {
+  python "$here/benchmarks/run.py" --scripts ppo --env-ids HopperBulletEnv-v0 \
+    --seeds ${SEEDS:-1 2 3} "${runs[@]}" -- "${zoo[@]}" "$@"
+}
 case "$1" in
   cartpole)  # the defaults, 100k steps, 5 seeds
     python "$here/benchmarks/run.py" --scripts ppo --env-ids CartPole-v1 --seeds 1 2 3 4 5 \
       "${runs[@]}" -- --total-timesteps 100000 ;;
-  hopper)  # SEEDS="1 2 3" by default; RL Zoo's tuned HopperBulletEnv-v0 settings, as the SB3 peer ran them
-    python "$here/benchmarks/run.py" --scripts ppo --env-ids HopperBulletEnv-v0 --seeds ${SEEDS:-1 2 3} \
-      "${runs[@]}" -- --total-timesteps 1000000 --num-envs 16 --num-steps 512 \
-      --num-minibatches 64 --update-epochs 20 --gamma 0.99 --gae-lambda 0.9 \
-      --learning-rate 3e-5 --clip-coef 0.4 --log-std-init -2 --hidden-sizes 256 256 \
-      --activation relu --normalize-obs --normalize-reward --ent-coef 0.0 \
-      --gsde --sde-sample-freq 4 --no-anneal-lr --no-clip-vloss \
-      --eval-frequency 25000 --save-model --checkpoint-frequency 100000 ;;
-  *) echo "usage: $0 cartpole|hopper" >&2; exit 2 ;;
+  hopper)  # with our orthogonal initialization
+    hopper ;;
+  hopper-default-init)  # with PyTorch's default initialization, as RL Zoo's configs (ortho_init=False)
+    hopper --no-ortho-init --exp-name ppo_default_init ;;
+  *) echo "usage: $0 cartpole|hopper|hopper-default-init" >&2; exit 2 ;;
 esac
