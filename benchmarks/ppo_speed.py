@@ -7,8 +7,8 @@ own process, and the two alternate (A B A B ...). SPS is over the whole of train
 
 The `floor` row is no learner: it steps the same envs with random actions and runs the same
 networks' forward and backward passes on as many minibatches as training would (no losses, no
-optimizer, no rollout forward passes). Its ratio to SB3 bounds what any learner with these
-settings can reach on this machine.
+optimizer, no rollout forward passes). Its ratio to SB3 bounds what a learner running these
+networks' passes in eager PyTorch can reach on this machine.
 
 Usage: python benchmarks/ppo_speed.py --env-id CartPole-v1 --pairs 3 --out benchmarks/results/ppo_speed_cartpole.md
 """

@@ -6,6 +6,12 @@ update per step), one thread each, and no evaluation. Each run is its own proces
 alternate (A B A B ...) so that drifts in machine load hit them alike. SPS counts only the learning
 phase: the wall time from the end of the random warm-up to the last step.
 
+The `floor` variant is no learner: each step it takes one env step with a random action and runs
+the networks' passes of one TD3 update on a batch of the same size (target actor and twin target
+critics forward, twin critics forward and backward, and every second step the actor through Q_1
+forward and backward), with no sampling, losses, optimizer or target updates. Its ratio to SB3
+bounds what a learner running these networks' passes in eager PyTorch can reach on this machine.
+
 Usage: python benchmarks/td3_speed.py --pairs 3 --out benchmarks/results/td3_speed.md
 """
 
@@ -36,6 +42,36 @@ def run_ours(env_id: str, warmup: int, steps: int, compile: bool) -> float:
         cuda=False,
     )
     return td3.train(args)["sps"]
+
+
+def run_floor(env_id: str, steps: int) -> float:
+    """SPS of the env steps and one update's network passes per step (see the docstring)."""
+    sys.path.insert(0, ROOT)
+    import torch
+
+    import td3_continuous as td3
+
+    args = td3.Args(env_id=env_id, cuda=False)
+    env = td3.make_env(env_id, args.seed)()
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    actor, actor_target = (td3.Actor(obs_dim, env.action_space, args) for _ in range(2))
+    qf, qf_target = (td3.TwinQNetwork(obs_dim, act_dim, args) for _ in range(2))
+    obs, actions = torch.randn(args.batch_size, obs_dim), torch.randn(args.batch_size, act_dim)
+    env.reset(seed=args.seed)
+    env.action_space.seed(args.seed)
+    start = time.perf_counter()
+    for step in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+        with torch.no_grad():
+            qf_target(obs, actor_target(obs))
+        qf(obs, actions).sum().backward()
+        if step % args.policy_frequency == 0:
+            qf.requires_grad_(False)
+            qf(obs, actor(obs), n=1).sum().backward()
+            qf.requires_grad_(True)
+    return steps / (time.perf_counter() - start)
 
 
 def run_sb3(env_id: str, warmup: int, steps: int) -> float:
@@ -122,7 +158,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5_000, help="learning steps timed per run")
     parser.add_argument("--pairs", type=int, default=3, help="A B rounds, interleaved")
     parser.add_argument(
-        "--variants", nargs="+", default=["ours", "sb3"], choices=["ours", "ours-compile", "sb3"]
+        "--variants",
+        nargs="+",
+        default=["ours", "sb3"],
+        choices=["ours", "ours-compile", "floor", "sb3"],
     )
     parser.add_argument("--out", help="write the markdown report here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -133,6 +172,8 @@ def main() -> None:
         torch.set_num_threads(1)
         if a.worker == "sb3":
             sps = run_sb3(a.env_id, a.warmup, a.steps)
+        elif a.worker == "floor":
+            sps = run_floor(a.env_id, a.steps)
         else:
             sps = run_ours(a.env_id, a.warmup, a.steps, compile=a.worker == "ours-compile")
         print(json.dumps({"sps": sps}))
