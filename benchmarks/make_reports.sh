@@ -9,7 +9,7 @@ report() { python benchmarks/report.py --runs-dir "$runs" --out benchmarks/resul
 report --name continuous --include "(td3|ddpg)_continuous.*" --at 100000 150000 200000 300000 \
   --peer "SB3 TD3, RL Zoo settings, seed 1=$peers/sb3_td3_HopperBulletEnv-v0_seed1.jsonl"
 report --name reinforce --include "reinforce.*" --solve-at 475 --late-from 100000
-report --name ppo --include "ppo" --solve-at 475 --at 200000 625000 1000000 \
+report --name ppo --include "ppo.*" --solve-at 475 --at 200000 625000 1000000 \
   --peer "SB3 PPO, RL Zoo settings (gSDE), seed 1=$peers/sb3_ppo_HopperBulletEnv-v0_seed1.jsonl"
 report --name dqn --include "dqn_rainbow" --solve-at 475
 report --name dqn_ablation --include "dqn_rainbow.*" --solve-at 475 --at 150000
