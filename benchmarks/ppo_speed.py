@@ -70,12 +70,13 @@ def run_floor(env_id: str, steps: int) -> float:
 
     ppo, args = our_args(env_id, steps)
     envs = ppo.make_vector_env(args)
-    agent = ppo.Agent(envs.single_observation_space.shape[0], envs.single_action_space, args)
+    obs_dim = envs.single_observation_space.shape[0]
+    agent = ppo.Agent(obs_dim, envs.single_action_space, args)
     envs.reset(seed=args.seed)
     envs.action_space.seed(args.seed)
     batch = args.num_envs * args.num_steps
     rollouts = -(-steps // batch)  # as many as train() runs
-    x = torch.randn(batch // args.num_minibatches, envs.single_observation_space.shape[0])
+    x = torch.randn(batch // args.num_minibatches, obs_dim)
     start = time.perf_counter()
     for _ in range(rollouts):
         for _ in range(args.num_steps):
