@@ -139,6 +139,26 @@ def test_double_q_target_differs_from_the_max_target_on_a_constructed_case():
         torch.testing.assert_close(per_sample, expected)
 
 
+def test_take_picks_each_rows_action_from_q_values_and_from_atoms():
+    out = torch.arange(24.0).view(4, 3, 2)  # (batch, actions, atoms)
+    actions = torch.tensor([2, 0, 1, 2])
+    picked = dqn.take(out, actions)
+    assert picked.tolist() == [[4.0, 5.0], [6.0, 7.0], [14.0, 15.0], [22.0, 23.0]]
+    assert dqn.take(out[..., 0], actions).tolist() == [4.0, 6.0, 14.0, 22.0]
+
+
+def test_uniform_replay_has_no_weights_and_its_loss_is_the_plain_mean():
+    args = tiny(per=False, distributional=False, noisy=False)
+    rb = dqn.ReplayBuffer(64, gym.spaces.Box(-1.0, 1.0, (2,)), args, "cpu")
+    for i in range(40):
+        rb.add(np.full(2, i / 40), i % 2, float(i), np.zeros(2), 0.9)
+    data, idx = rb.sample(16, np.random.default_rng(0), beta=0.4)
+    assert data[5] is None and data[2].tolist() == idx.astype(np.float32).tolist()
+    online, target = dqn.QNetwork((2,), 2, args), dqn.QNetwork((2,), 2, args)
+    loss, per_sample, _ = dqn.dqn_loss(data, online, target, args)
+    assert loss == per_sample.mean()
+
+
 def test_per_weights_lie_in_0_1_and_high_priorities_are_sampled_more():
     space = gym.spaces.Box(-1.0, 1.0, (2,))
     rb = dqn.ReplayBuffer(128, space, tiny(per=True, per_alpha=1.0), "cpu")
