@@ -379,8 +379,8 @@ class NStepCollector:
 
 class ReplayBuffer:
     """n-step transitions in preallocated NumPy arrays used as a ring (pixels stay uint8; NumPy
-    indexes small batches several times faster than torch); uniform or proportional prioritized
-    sampling on sumtree.py."""
+    writes a row and gathers a small batch with less overhead than torch indexing); uniform or
+    proportional prioritized sampling on sumtree.py."""
 
     def __init__(self, capacity: int, obs_space: gym.spaces.Box, args: Args, device):
         self.capacity, self.device, self.pos, self.size = capacity, device, 0, 0
