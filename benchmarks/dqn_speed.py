@@ -4,6 +4,12 @@ Rainbow with and without prioritized replay, and plain DQN (every Rainbow compon
 Stable-Baselines3's DQN with the same network, train frequency and batch. Runs interleaved, one
 process and one thread each, no evaluation.
 
+The `floor` row is no learner: each step it picks the greedy action with the plain DQN network on
+the one observation and steps the env, and once learning has started it runs the target network
+forward and the online network forward and backward on a batch, as an update would (no replay
+buffer, loss, gradient clipping or optimizer). Its ratio to SB3 bounds what a learner running
+these networks' passes in eager PyTorch can reach on this machine.
+
 Usage: python benchmarks/dqn_speed.py --pairs 3 --out benchmarks/results/dqn_speed.md
 """
 
@@ -26,7 +32,13 @@ PLAIN = [
     "--no-distributional",
     "--no-noisy",
 ]
-VARIANTS = {"rainbow": [], "rainbow-no-per": ["--no-per"], "dqn": PLAIN, "sb3": PLAIN}
+VARIANTS = {
+    "rainbow": [],
+    "rainbow-no-per": ["--no-per"],
+    "dqn": PLAIN,
+    "floor": PLAIN,
+    "sb3": PLAIN,
+}
 
 
 def our_args(flags: list[str], steps: int):
@@ -46,7 +58,32 @@ def our_args(flags: list[str], steps: int):
     return dqn_rainbow, tyro.cli(dqn_rainbow.Args, args=[*base, *flags])
 
 
+def run_floor(steps: int) -> float:
+    """SPS of the env steps and the plain DQN networks' passes alone (see the docstring)."""
+    import torch
+
+    module, args = our_args(PLAIN, steps)
+    envs = module.make_vector_env(args)
+    shape, n_actions = envs.single_observation_space.shape, int(envs.single_action_space.n)
+    online, target = (module.QNetwork(shape, n_actions, args) for _ in range(2))
+    obs, _ = envs.reset(seed=args.seed)
+    batch = torch.randn(args.batch_size, *shape)
+    start = time.perf_counter()
+    for step in range(steps):
+        with torch.no_grad():
+            actions = online(torch.as_tensor(obs)).argmax(1).numpy()
+        obs, *_ = envs.step(actions)
+        if step >= args.learning_starts:
+            with torch.no_grad():
+                target(batch)
+            online(batch).sum().backward()
+    envs.close()
+    return steps / (time.perf_counter() - start)
+
+
 def run(variant: str, steps: int) -> float:
+    if variant == "floor":
+        return run_floor(steps)
     module, args = our_args(VARIANTS[variant], steps)
     if variant != "sb3":
         return module.train(args)["sps"]
