@@ -17,3 +17,12 @@ report --name results --readme README.md
 report --name maddpg --include "maddpg_tennis.*" --baseline "Tennis=random play=0.0147" \
   --baseline "simple_spread_v3=random play=-76.2" --baseline "multiwalker_v9=random play=-310.8"
 python benchmarks/tennis_report.py --runs-dir "$runs" --out benchmarks/results --random-play 0.0147
+# The learning benchmarks run again after dqn_rainbow.py and ppo.py moved to fused Adam (which
+# changes results in their last bits): the *_runs.sh suites with RUNS_DIR=benchmarks/runs/fused.
+rerun="${RERUN:-benchmarks/runs/fused/runs}"
+if [ -d "$rerun" ]; then
+  rerun_report() { python benchmarks/report.py --runs-dir "$rerun" --out benchmarks/results "$@"; }
+  rerun_report --name dqn_fused_adam --include "dqn_rainbow" --solve-at 475
+  rerun_report --name ppo_fused_adam --include "ppo.*" --solve-at 475 --at 200000 625000 1000000 \
+    --peer "SB3 PPO, RL Zoo settings (gSDE), seed 1=$peers/sb3_ppo_HopperBulletEnv-v0_seed1.jsonl"
+fi
