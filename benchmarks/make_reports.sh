@@ -23,6 +23,7 @@ rerun="${RERUN:-benchmarks/runs/fused/runs}"
 if [ -d "$rerun" ]; then
   rerun_report() { python benchmarks/report.py --runs-dir "$rerun" --out benchmarks/results "$@"; }
   rerun_report --name dqn_fused_adam --include "dqn_rainbow" --solve-at 475
+  rerun_report --name dqn_ablation_fused_adam --include "dqn_rainbow.*" --solve-at 475
   rerun_report --name ppo_fused_adam --include "ppo.*" --solve-at 475 --at 200000 625000 1000000 \
     --peer "SB3 PPO, RL Zoo settings (gSDE), seed 1=$peers/sb3_ppo_HopperBulletEnv-v0_seed1.jsonl"
 fi
