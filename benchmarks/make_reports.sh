@@ -21,7 +21,7 @@ python benchmarks/tennis_report.py --runs-dir "$runs" --out benchmarks/results -
 # changes results in their last bits): the *_runs.sh suites with RUNS_DIR=benchmarks/runs/fused.
 rerun="${RERUN:-benchmarks/runs/fused/runs}"
 if [ -d "$rerun" ]; then
-  rerun_report() { python benchmarks/report.py --runs-dir "$rerun" --out benchmarks/results "$@"; }
+  rerun_report() { local runs="$rerun"; report "$@"; }  # report() reads $runs when called
   rerun_report --name dqn_fused_adam --include "dqn_rainbow" --solve-at 475
   rerun_report --name dqn_ablation_fused_adam --include "dqn_rainbow.*" --solve-at 475
   rerun_report --name ppo_fused_adam --include "ppo.*" --solve-at 475 --at 200000 625000 1000000 \
