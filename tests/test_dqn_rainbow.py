@@ -147,6 +147,22 @@ def test_take_picks_each_rows_action_from_q_values_and_from_atoms():
     assert dqn.take(out[..., 0], actions).tolist() == [4.0, 6.0, 14.0, 22.0]
 
 
+@pytest.mark.parametrize("max_norm", [0.05, 1e6])  # over the bound, and within it
+def test_gradient_clipping_matches_clip_grad_norm_bit_for_bit(max_norm):
+    grads = []
+    for clip in [torch.nn.utils.clip_grad_norm_, dqn.clip_grad_norm]:
+        torch.manual_seed(0)
+        net = dqn.QNetwork((3,), 2, tiny())
+        net(torch.randn(8, 3)).sum().backward()
+        params = list(net.parameters())
+        before = torch.cat([p.grad.flatten() for p in params])
+        clip(params, max_norm)
+        grads.append(torch.cat([p.grad.flatten() for p in params]))
+    assert torch.equal(grads[0], grads[1])
+    assert torch.linalg.vector_norm(grads[1]) <= max_norm * (1 + 1e-6)
+    assert torch.equal(grads[1], before) == (max_norm > 1)
+
+
 def test_uniform_replay_has_no_weights_and_its_loss_is_the_plain_mean():
     args = tiny(per=False, distributional=False, noisy=False)
     rb = dqn.ReplayBuffer(64, gym.spaces.Box(-1.0, 1.0, (2,)), args, "cpu")

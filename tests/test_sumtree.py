@@ -313,3 +313,15 @@ def test_priorities_reads_back_leaves():
     assert tree.priorities(3) == 4.0
     with pytest.raises(IndexError, match="index 5 is out of range for SumTree capacity 5"):
         tree.priorities([1, 5])
+
+
+@settings(deadline=None, max_examples=100)
+@given(update_batches(extreme_priorities, max_writes=1))
+def test_one_leaf_updates_leave_every_node_as_the_vectorized_walk_does(case):
+    capacity, batches = case
+    single = build(capacity, batches)  # each batch writes one leaf: the scalar walk
+    # the same write twice in one batch takes the vectorized walk (the last of equal writes wins)
+    doubled = build(capacity, [(i * 2, p * 2) for i, p in batches])
+    for name in ["_sum", "_min", "_max"]:
+        assert np.array_equal(getattr(single, name), getattr(doubled, name))
+    assert np.array_equal(single._written, doubled._written) and len(single) == len(doubled)
