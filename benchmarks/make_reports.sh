@@ -23,7 +23,7 @@ rerun="${RERUN:-benchmarks/runs/fused/runs}"
 if [ -d "$rerun" ]; then
   rerun_report() { local runs="$rerun"; report "$@"; }  # report() reads $runs when called
   rerun_report --name dqn_fused_adam --include "dqn_rainbow" --solve-at 475
-  rerun_report --name dqn_ablation_fused_adam --include "dqn_rainbow.*" --solve-at 475
+  rerun_report --name dqn_ablation_fused_adam --include "dqn_rainbow.*" --solve-at 475 --at 150000
   rerun_report --name ppo_fused_adam --include "ppo.*" --solve-at 475 --at 200000 625000 1000000 \
     --peer "SB3 PPO, RL Zoo settings (gSDE), seed 1=$peers/sb3_ppo_HopperBulletEnv-v0_seed1.jsonl"
 fi
