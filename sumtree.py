@@ -182,9 +182,9 @@ class SumTree:
             self._max[node] = np.maximum(self._max[left], self._max[right])
 
     def _set_leaf(self, index: int, priority: float) -> None:
-        """update() for one leaf (a replay buffer's every new transition): the walk up in scalar
-        steps costs a fraction of the vectorized one's dozen NumPy calls a level, with the same
-        results, as a sum, min or max of two float64s rounds the same way either way."""
+        """update() for one leaf, as a replay buffer makes for each new transition: the walk up in
+        scalar steps costs a fraction of the vectorized walk's dozen NumPy calls a level, and gives
+        the same nodes, since a sum, min or max of two float64s rounds the same way either way."""
         if not self._written[index]:
             self._written[index] = True
             self._size += 1
