@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The learning runs behind benchmarks/results/continuous*.md, one process per run, one thread each.
-# Usage: bash benchmarks/continuous_runs.sh pendulum|hopper-td3|hopper-ddpg|hopper-td3-zoo [SEEDS...]
+# Usage: bash benchmarks/continuous_runs.sh pendulum|hopper-td3|hopper-ddpg|hopper-sac|hopper-td3-zoo [SEEDS...]
 # Runs land in $RUNS_DIR/runs/ (default: benchmarks/runs, ignored by git); benchmarks/report.py reads
 # them. A Hopper run writes a checkpoint with its replay buffer every 25k steps; the same command
 # with RESUME=path/to/checkpoint.pt continues it as the same run in a later session.
@@ -24,12 +24,13 @@ zoo=(--gamma 0.98 --learning-rate 7e-4 --hidden-sizes 400 300 --buffer-size 2000
 for seed in "${seeds[@]}"; do
   case "$suite" in
     pendulum)
-      for algo in td3 ddpg; do
+      for algo in td3 ddpg sac; do
         python "$here/${algo}_continuous.py" --env-id Pendulum-v1 --seed "$seed" \
           --total-timesteps 20000 --learning-starts 1000 --eval-frequency 2000 --eval-episodes 10
       done ;;
     hopper-td3) python "$here/td3_continuous.py" "${hopper[@]}" --seed "$seed" "${resume[@]}" ;;
     hopper-ddpg) python "$here/ddpg_continuous.py" "${hopper[@]}" --seed "$seed" "${resume[@]}" ;;
+    hopper-sac) python "$here/sac_continuous.py" "${hopper[@]}" --seed "$seed" "${resume[@]}" ;;
     hopper-td3-zoo)
       python "$here/td3_continuous.py" "${hopper[@]}" "${zoo[@]}" --exp-name td3_continuous_zoo \
         --seed "$seed" "${resume[@]}" ;;

@@ -1,5 +1,6 @@
-"""Tests of ddpg_continuous.py and td3_continuous.py: each option by its defining effect, episode
-boundaries, resume, determinism, errors, logging, and (marked `learning`) Pendulum returns."""
+"""Tests of ddpg_continuous.py, td3_continuous.py and sac_continuous.py: each option by its defining
+effect, episode boundaries, resume, determinism, errors, logging, and (marked `learning`) Pendulum
+returns. SAC's own pieces (squashed log-probability, soft target, temperature) are in test_sac.py."""
 
 import copy
 import os
@@ -14,9 +15,13 @@ import pytest
 import torch
 
 import ddpg_continuous
+import sac_continuous
 import td3_continuous
 
 SCRIPTS = [ddpg_continuous, td3_continuous]
+"""the deterministic-policy scripts, which share exploration noise and the actor/critic updates"""
+FAMILY = [ddpg_continuous, td3_continuous, sac_continuous]
+"""every script of the family: buffer, episodes, checkpoints, logging and errors"""
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -89,7 +94,7 @@ def filled_buffer(script, per: bool, n: int = 100):
     return rb
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_uniform_buffer_wraps_and_samples_whole_transitions(script):
     rb = filled_buffer(script, per=False, n=100)
     rb.add(
@@ -103,7 +108,7 @@ def test_uniform_buffer_wraps_and_samples_whole_transitions(script):
     assert torch.equal(next_obs[rewards >= 0], obs[rewards >= 0] + 1)
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_per_samples_high_priority_more_and_weights_it_down(script):
     rb = filled_buffer(script, per=True, n=100)
     td = torch.full((100,), 0.01)
@@ -139,7 +144,7 @@ def test_actions_are_scaled_to_each_dimensions_bounds(script):
         assert torch.allclose(actor(torch.zeros(1, 3)), torch.tensor([[-1.0, 4.0]]))
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_layer_norm_normalizes_hidden_activations(script):
     args = tiny(script, layer_norm=True)
     actor = script.Actor(3, gym.spaces.Box(-1.0, 1.0, (2,)), args)
@@ -246,7 +251,7 @@ def test_policy_delay(script, in_tmp, monkeypatch):
 # ---------------------------------------------------------------- episodes and counting
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_truncation_bootstraps_and_termination_does_not(script, in_tmp):
     """Constant reward 1 and gamma 0.5: Q -> 1 / (1 - gamma) = 2 only if truncated episodes
     bootstrap; on a terminating env the last transition's target is exactly 1."""
@@ -291,7 +296,7 @@ def last_q(run_dir: str) -> float:
     return events.Scalars("losses/q_mean")[-1].value
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_num_envs_counts_transitions_and_updates(script, in_tmp):
     summary = script.train(
         tiny(script, num_envs=3, total_timesteps=600, learning_starts=300, updates_per_step=0.5)
@@ -304,20 +309,20 @@ def test_num_envs_counts_transitions_and_updates(script, in_tmp):
 # ---------------------------------------------------------------- determinism and resume
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_two_seeded_runs_are_identical(script, in_tmp):
-    runs = [script.train(tiny(script, total_timesteps=800, noise_type="ou")) for _ in range(2)]
+    noise = {} if script is sac_continuous else dict(noise_type="ou")
+    runs = [script.train(tiny(script, total_timesteps=800, **noise)) for _ in range(2)]
     assert runs[0]["episodic_returns"] == runs[1]["episodic_returns"]
     assert runs[0]["eval_returns"] == runs[1]["eval_returns"]
-    other = script.train(tiny(script, total_timesteps=800, noise_type="ou", seed=2))
+    other = script.train(tiny(script, total_timesteps=800, seed=2, **noise))
     assert other["episodic_returns"] != runs[0]["episodic_returns"]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_resume_continues_with_saved_step_weights_optimizers_and_buffer(script, in_tmp):
-    first = script.train(
-        tiny(script, save_model=True, save_buffer=True, per=True, noise_type="param")
-    )
+    noise = {} if script is sac_continuous else dict(noise_type="param")
+    first = script.train(tiny(script, save_model=True, save_buffer=True, per=True, **noise))
     saved = torch.load(first["checkpoint"], weights_only=True)
     assert saved["global_step"] == 600 and saved["buffer"]["size"] == 600
     # resuming with no steps left writes back exactly what it loaded
@@ -332,13 +337,18 @@ def test_resume_continues_with_saved_step_weights_optimizers_and_buffer(script, 
     )
     reloaded = torch.load(again["checkpoint"], weights_only=True)
     assert again["run_dir"] == first["run_dir"] and reloaded["global_step"] == 600
-    for key in ["actor", "qf", "actor_target", "qf_target"]:
+    networks = ["actor", "qf", "qf_target"]
+    networks += ["temperature"] if script is sac_continuous else ["actor_target"]
+    for key in networks:
         assert all(torch.equal(saved[key][k], reloaded[key][k]) for k in saved[key])
-    for key in ["actor_optimizer", "q_optimizer"]:
+    optimizers = ["actor_optimizer", "q_optimizer"]
+    optimizers += ["alpha_optimizer"] if script is sac_continuous else []
+    for key in optimizers:
         assert torch.equal(saved[key]["state"][0]["exp_avg"], reloaded[key]["state"][0]["exp_avg"])
     for key in ["obs", "actions", "rewards", "next_obs", "terminated", "priorities"]:
         assert torch.equal(saved["buffer"][key], reloaded["buffer"][key])
-    assert reloaded["param_noise_std"] == saved["param_noise_std"]
+    if script is not sac_continuous:
+        assert reloaded["param_noise_std"] == saved["param_noise_std"]
     # and with more steps it goes on from step 600 with the saved hyperparameters (other hidden
     # sizes on the command line would not fit the saved weights)
     more = script.train(
@@ -347,7 +357,7 @@ def test_resume_continues_with_saved_step_weights_optimizers_and_buffer(script, 
     assert more["global_step"] == 800 and more["update_count"] == 600
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_eval_checkpoint_and_video(script, in_tmp):
     first = script.train(tiny(script, total_timesteps=300, save_model=True))
     summary = script.train(
@@ -358,7 +368,7 @@ def test_eval_checkpoint_and_video(script, in_tmp):
     assert any(f.endswith(".mp4") for f in os.listdir(in_tmp / "videos" / run_name))
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_sigterm_saves_a_checkpoint_and_exits_nonzero(script, in_tmp):
     cmd = [
         sys.executable,
@@ -385,7 +395,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_nonzero(script, in_tmp):
 # ---------------------------------------------------------------- logging
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_tensorboard_keys_and_wandb_offline_run(script, in_tmp):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -404,6 +414,8 @@ def test_tensorboard_keys_and_wandb_offline_run(script, in_tmp):
         "losses/q_min",
         "losses/q_max",
     }
+    if script is sac_continuous:
+        expected |= {"losses/alpha", "losses/alpha_loss", "charts/entropy"}
     assert expected <= keys
     assert [e.step for e in events.Scalars("eval/episodic_return")] == [1000, 1200]
     assert list(in_tmp.glob(f"{summary['run_dir']}/wandb/offline-run-*"))
@@ -412,7 +424,7 @@ def test_tensorboard_keys_and_wandb_offline_run(script, in_tmp):
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -431,7 +443,7 @@ def test_bad_input_gives_a_clear_error(script, in_tmp, overrides, message):
         script.train(tiny(script, **overrides))
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_corrupt_and_mismatched_checkpoints(script, in_tmp):
     (in_tmp / "corrupt.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="corrupt.pt could not be read"):
@@ -444,7 +456,7 @@ def test_corrupt_and_mismatched_checkpoints(script, in_tmp):
         script.train(tiny(script, eval_checkpoint="edited.pt"))
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_command_line_error_is_one_line_and_nonzero(script, in_tmp):
     out = subprocess.run(
         [sys.executable, os.path.join(ROOT, f"{script.__name__}.py"), "--env-id", "CartPole-v1"],
@@ -457,7 +469,7 @@ def test_command_line_error_is_one_line_and_nonzero(script, in_tmp):
     assert "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_non_finite_loss_stops_the_run_and_no_bad_checkpoint_is_written(
     script, in_tmp, monkeypatch
 ):
@@ -483,7 +495,7 @@ def test_non_finite_loss_stops_the_run_and_no_bad_checkpoint_is_written(
 
 
 @pytest.mark.learning
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", FAMILY)
 def test_pendulum_learns(script, in_tmp):
     """The final deterministic evaluation after 20k steps (default seed) reaches -200."""
     args = script.Args(

@@ -62,6 +62,13 @@ def test_ddpg_td3_diff_shows_only_td3s_ideas():
     assert len(changed) <= 70, f"{len(changed)} changed lines between ddpg and td3 (bar: 70)"
 
 
+def test_td3_sac_diff_shows_only_sacs_ideas():
+    td3 = (ROOT / "td3_continuous.py").read_text().splitlines()
+    sac = (ROOT / "sac_continuous.py").read_text().splitlines()
+    changed = [l for l in difflib.ndiff(td3, sac) if l[:2] in ("- ", "+ ")]
+    assert len(changed) <= 200, f"{len(changed)} changed lines between td3 and sac (bar: 200)"
+
+
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
 def test_scripts_import_no_local_module_but_sumtree(path):
     local = {p.stem for p in ROOT.glob("*.py")} - {"sumtree"}
