@@ -286,13 +286,16 @@ class ReplayBuffer:
 
     def update_priorities(self, idx: np.ndarray, td_abs: torch.Tensor) -> None:
         """p_i = (|delta_i| + eps)^alpha for the transitions just learned from."""
-        self.tree.update(idx, (td_abs.cpu().double().numpy() + self.eps) ** self.alpha)
+        priorities = (td_abs.cpu().double().numpy() + self.eps) ** self.alpha
+        if not np.isfinite(priorities).all():
+            raise FloatingPointError(f"the TD errors behind the priorities are not finite ({FIX})")
+        self.tree.update(idx, priorities)
 
     def state_dict(self) -> dict:
-        n = self.size
-        state = {"pos": self.pos, "size": n, "obs": self.obs[:n], "next_obs": self.next_obs[:n]}
-        state.update(actions=self.actions[:n], rewards=self.rewards[:n])
-        state.update(terminated=self.terminated[:n])
+        n = self.size  # clones: a saved slice would write the whole preallocated storage
+        state = {"pos": self.pos, "size": n}
+        for name in ["obs", "next_obs", "actions", "rewards", "terminated"]:
+            state[name] = getattr(self, name)[:n].clone()
         if self.tree is not None:
             state["priorities"] = torch.as_tensor(self.tree.priorities(np.arange(n)))
         return state
@@ -418,6 +421,17 @@ def evaluate(policy: nn.Module, args: Args, device, video_dir: str | None = None
 # --- end shared: evaluate ---
 
 
+# --- shared: buffer_memory ---
+def report_buffer_memory(capacity: int, bytes_per_transition: int) -> None:
+    """Says how much memory a large replay buffer takes, before it is allocated."""
+    gib = capacity * bytes_per_transition / 2**30
+    if gib >= 1.0:
+        print(f"replay buffer: {capacity} transitions take {gib:.1f} GiB (--buffer-size sets it)")
+
+
+# --- end shared: buffer_memory ---
+
+
 # --- shared: checkpoint ---
 def rng_states(rng: np.random.Generator) -> dict:
     """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
@@ -438,14 +452,25 @@ def set_rng_states(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+SCRIPT = os.path.basename(__file__)
+"""written into every checkpoint, so another script refuses it"""
+
+
 def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     """Writes atomically (temporary file, then os.replace). Refuses non-finite weights, so the last
-    good checkpoint stays; returns whether it wrote."""
+    good checkpoint stays; returns whether it wrote. A failed write (a full disk) removes the
+    temporary file and raises OSError in one line."""
     if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
         print(f"warning: non-finite weights; not writing {path}, which keeps the last good one")
         return False
-    torch.save(state, f"{path}.tmp")
-    os.replace(f"{path}.tmp", path)
+    try:
+        torch.save({**state, "script": SCRIPT}, f"{path}.tmp")
+        os.replace(f"{path}.tmp", path)
+    except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
+        if os.path.lexists(f"{path}.tmp"):
+            os.remove(f"{path}.tmp")
+        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
 
@@ -462,6 +487,8 @@ def load_checkpoint(path: str) -> dict:
         ) from None
     if not isinstance(ckpt, dict) or "args" not in ckpt:
         raise ValueError(f"{path} holds no saved options: it is not a checkpoint of this script")
+    if ckpt.get("script", SCRIPT) != SCRIPT:
+        raise ValueError(f"checkpoint {path} was written by {ckpt['script']}; use that script")
     unknown = sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__))
     if unknown:
         raise ValueError(
@@ -469,6 +496,53 @@ def load_checkpoint(path: str) -> dict:
             f"({', '.join(unknown)}); it was written by another version or another script"
         )
     return ckpt
+
+
+def resumed_args(args, ckpt: dict | None):
+    """A resumed run keeps its checkpoint's options but for SESSION_FIELDS; says which options
+    given on the command line it ignores for that."""
+    if ckpt is None:
+        return args
+    session = {name: getattr(args, name) for name in SESSION_FIELDS}
+    resumed, defaults = type(args)(**{**ckpt["args"], **session}), asdict(type(args)())
+    saved = asdict(resumed)
+    ignored = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in asdict(args).items()
+        if str(value) not in (str(defaults[name]), str(saved[name]))  # tuples saved as lists
+    ]
+    if ignored:
+        print(f"warning: --resume keeps the checkpoint's options; ignored {', '.join(ignored)}")
+    return resumed
+
+
+def check_common_args(args) -> None:
+    """Refuses non-finite numbers, checkpoint options that would write nothing, and a run that
+    would end before learning starts."""
+    for name, value in asdict(args).items():
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be finite, got {value}")
+    for name in ["checkpoint_frequency", "save_buffer"]:
+        if getattr(args, name, 0) and not args.save_model:
+            raise ValueError(f"--{name.replace('_', '-')} writes only with --save-model; add it")
+    starts = getattr(args, "learning_starts", 0)
+    if starts >= args.total_timesteps and not args.resume and not args.eval_checkpoint:
+        raise ValueError(
+            f"--learning-starts {starts} is not below --total-timesteps {args.total_timesteps}: "
+            "the run would never learn; lower it or raise the budget"
+        )
+
+
+LOSS_BOUND = 1e15
+"""a loss beyond this has diverged: no sane run gets near it"""
+
+
+def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
+    """Logs losses/{name}; stops the run when it is non-finite or beyond LOSS_BOUND."""
+    value = loss.item()
+    if not abs(value) < LOSS_BOUND:
+        raise FloatingPointError(f"losses/{name} is {value:.4g} at step {step}; stopping ({fix})")
+    writer.add_scalar(f"losses/{name}", value, step)
 
 
 def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
@@ -511,6 +585,8 @@ def crossed(step: int, increment: int, every: int) -> bool:
 # --- end shared: checkpoint ---
 
 
+FIX = "try a lower --learning-rate or --grad-clip"
+"""what a diverging loss's message suggests"""
 LOG_EVERY = 1_000
 """transitions between loss logs (each costs a host-device sync)"""
 SESSION_FIELDS = [
@@ -554,6 +630,10 @@ def new_run_name(args: Args) -> str:
             return run_name
         except FileExistsError:
             stamp += 1
+        except OSError as e:
+            raise OSError(
+                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
+            ) from None
 
 
 # --- end shared: run_name ---
@@ -576,10 +656,12 @@ def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
     if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
         envs.close()
         raise ValueError(f"--env-id {args.env_id} has unbounded actions; wrap it to finite bounds")
-    if len(envs.single_observation_space.shape) != 1:
+    obs_space = envs.single_observation_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
         envs.close()
+        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
         raise ValueError(
-            f"--env-id {args.env_id} has {envs.single_observation_space.shape}-shaped "
+            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
             "observations; this script needs flat vector observations"
         )
     return envs
@@ -597,12 +679,12 @@ def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
 def train(args: Args) -> dict:
     """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
     validate_args(args)
+    check_common_args(args)
     if args.eval_checkpoint:
         return evaluate_checkpoint(args)
     ckpt = load_checkpoint(args.resume) if args.resume else None
     if ckpt is not None:
-        session = {name: getattr(args, name) for name in SESSION_FIELDS}
-        args = Args(**{**ckpt["args"], **session})
+        args = resumed_args(args, ckpt)
     use_cuda = args.cuda and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
     rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
@@ -617,7 +699,9 @@ def train(args: Args) -> dict:
     actor_target, qf_target = copy.deepcopy(actor), copy.deepcopy(qf)
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
     q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
+    report_buffer_memory(args.buffer_size, 4 * (2 * obs_dim + act_dim + 2))
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, args, device)
+    learn_after = args.learning_starts
     ou = OrnsteinUhlenbeckNoise((args.num_envs, act_dim), args.ou_theta, args.ou_dt)
     param_noise = ParameterNoise(actor, args.exploration_noise, args.param_noise_adapt)
     critic_step = torch.compile(update_critic) if args.compile else update_critic
@@ -635,6 +719,12 @@ def train(args: Args) -> dict:
             optimizer.load_state_dict(ckpt[name])
         if "buffer" in ckpt:
             rb.load_state_dict(ckpt["buffer"])
+        else:  # learning from a near-empty buffer would overfit it: refill it first
+            learn_after = ckpt["global_step"] + args.learning_starts
+            print(
+                f"warning: {args.resume} holds no replay buffer (written without --save-buffer); "
+                f"collecting {args.learning_starts} transitions before learning again"
+            )
         set_rng_states(ckpt["rng"], rng)
         ou.x = ckpt["ou_x"].numpy().copy()
         param_noise.std = ckpt["param_noise_std"]
@@ -660,13 +750,14 @@ def train(args: Args) -> dict:
             save_code=True,
             dir=run_dir,
         )
-    writer = SummaryWriter(run_dir)
+    writer = SummaryWriter(run_dir, purge_step=global_step if ckpt is not None else None)
     log_hyperparameters(writer, args)
 
     def write_checkpoint() -> None:
         state = {name: module.state_dict() for name, module in {**networks, **optimizers}.items()}
         state.update(args=asdict(args), run_name=run_name, wandb_id=wandb_id, rng=rng_states(rng))
         state.update(global_step=global_step, update_count=update_count)
+        state.update(recent_returns=torch.tensor(episodic_returns[-100:], dtype=torch.float64))
         state.update(pending_updates=pending_updates, ou_x=torch.as_tensor(ou.x))
         state.update(param_noise_std=param_noise.std)
         if args.save_buffer:
@@ -678,7 +769,8 @@ def train(args: Args) -> dict:
     video_dir = os.path.join("videos", run_name) if args.capture_video else None
     stop = StopRequest()
     bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
-    episodic_returns: list[float] = []
+    # the last returns before a resume, so the progress line and the summary continue from them
+    episodic_returns: list[float] = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
     eval_history: list[tuple[int, float]] = []
     qf_loss = actor_loss = q = torch.zeros(())
     start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
@@ -692,11 +784,8 @@ def train(args: Args) -> dict:
             else:
                 policy = param_noise.actor if args.noise_type == "param" else actor
                 with torch.no_grad():
-                    actions = (
-                        policy(torch.as_tensor(obs, dtype=torch.float32, device=device))
-                        .cpu()
-                        .numpy()
-                    )
+                    obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
+                    actions = policy(obs_t).cpu().numpy()
                 if args.noise_type == "gaussian":
                     actions = actions + rng.normal(0.0, noise_std, actions.shape) * action_scale
                 elif args.noise_type == "ou":
@@ -720,7 +809,7 @@ def train(args: Args) -> dict:
             global_step += args.num_envs
             bar.update(args.num_envs)
 
-            if global_step > args.learning_starts:
+            if global_step > learn_after:
                 if args.noise_type == "param" and crossed(
                     global_step, args.num_envs, args.param_noise_interval
                 ):
@@ -743,12 +832,7 @@ def train(args: Args) -> dict:
                     )
                 if crossed(global_step, args.num_envs, LOG_EVERY) and update_count > 0:
                     for name, loss in [("qf_loss", qf_loss), ("actor_loss", actor_loss)]:
-                        if not torch.isfinite(loss):
-                            raise FloatingPointError(
-                                f"losses/{name} is {loss.item()} at step {global_step}; stopping "
-                                "(try a lower --learning-rate or --grad-clip)"
-                            )
-                        writer.add_scalar(f"losses/{name}", loss.item(), global_step)
+                        log_loss(writer, name, loss, global_step, FIX)
                     writer.add_scalar("losses/q_mean", q.mean().item(), global_step)
                     writer.add_scalar("losses/q_min", q.min().item(), global_step)
                     writer.add_scalar("losses/q_max", q.max().item(), global_step)
@@ -848,7 +932,10 @@ def evaluate_checkpoint(args: Args) -> dict:
 if __name__ == "__main__":
     try:
         summary = train(tyro.cli(Args))
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # before the training loop takes over Ctrl-C, or after it
+        print("interrupted (Ctrl-C) outside the training loop; nothing saved", file=sys.stderr)
+        sys.exit(130)
     sys.exit(130 if summary.get("interrupted") else 0)

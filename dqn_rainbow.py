@@ -312,6 +312,8 @@ def atom_support(args: Args, pixels: bool) -> torch.Tensor:
     bound = 10.0 if pixels else 100.0
     v_min = -bound if args.v_min is None else args.v_min
     v_max = bound if args.v_max is None else args.v_max
+    if not v_min < v_max:
+        raise ValueError(f"--v-min {v_min} must be below --v-max {v_max}; give both or neither")
     return torch.linspace(v_min, v_max, args.atoms)
 
 
@@ -418,7 +420,10 @@ class ReplayBuffer:
         return (*batch, weights), idx
 
     def update_priorities(self, idx: np.ndarray, losses: torch.Tensor) -> None:
-        self.tree.update(idx, (losses.detach().cpu().double().numpy() + self.eps) ** self.alpha)
+        priorities = (losses.detach().cpu().double().numpy() + self.eps) ** self.alpha
+        if not np.isfinite(priorities).all():
+            raise FloatingPointError(f"the TD errors behind the priorities are not finite ({FIX})")
+        self.tree.update(idx, priorities)
 
     def state_dict(self) -> dict:
         n = self.size
@@ -505,6 +510,17 @@ def evaluate(policy: nn.Module, args: Args, device, video_dir: str | None = None
 # --- end shared: evaluate ---
 
 
+# --- shared: buffer_memory ---
+def report_buffer_memory(capacity: int, bytes_per_transition: int) -> None:
+    """Says how much memory a large replay buffer takes, before it is allocated."""
+    gib = capacity * bytes_per_transition / 2**30
+    if gib >= 1.0:
+        print(f"replay buffer: {capacity} transitions take {gib:.1f} GiB (--buffer-size sets it)")
+
+
+# --- end shared: buffer_memory ---
+
+
 # --- shared: checkpoint ---
 def rng_states(rng: np.random.Generator) -> dict:
     """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
@@ -525,14 +541,25 @@ def set_rng_states(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+SCRIPT = os.path.basename(__file__)
+"""written into every checkpoint, so another script refuses it"""
+
+
 def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     """Writes atomically (temporary file, then os.replace). Refuses non-finite weights, so the last
-    good checkpoint stays; returns whether it wrote."""
+    good checkpoint stays; returns whether it wrote. A failed write (a full disk) removes the
+    temporary file and raises OSError in one line."""
     if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
         print(f"warning: non-finite weights; not writing {path}, which keeps the last good one")
         return False
-    torch.save(state, f"{path}.tmp")
-    os.replace(f"{path}.tmp", path)
+    try:
+        torch.save({**state, "script": SCRIPT}, f"{path}.tmp")
+        os.replace(f"{path}.tmp", path)
+    except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
+        if os.path.lexists(f"{path}.tmp"):
+            os.remove(f"{path}.tmp")
+        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
 
@@ -549,6 +576,8 @@ def load_checkpoint(path: str) -> dict:
         ) from None
     if not isinstance(ckpt, dict) or "args" not in ckpt:
         raise ValueError(f"{path} holds no saved options: it is not a checkpoint of this script")
+    if ckpt.get("script", SCRIPT) != SCRIPT:
+        raise ValueError(f"checkpoint {path} was written by {ckpt['script']}; use that script")
     unknown = sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__))
     if unknown:
         raise ValueError(
@@ -556,6 +585,53 @@ def load_checkpoint(path: str) -> dict:
             f"({', '.join(unknown)}); it was written by another version or another script"
         )
     return ckpt
+
+
+def resumed_args(args, ckpt: dict | None):
+    """A resumed run keeps its checkpoint's options but for SESSION_FIELDS; says which options
+    given on the command line it ignores for that."""
+    if ckpt is None:
+        return args
+    session = {name: getattr(args, name) for name in SESSION_FIELDS}
+    resumed, defaults = type(args)(**{**ckpt["args"], **session}), asdict(type(args)())
+    saved = asdict(resumed)
+    ignored = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in asdict(args).items()
+        if str(value) not in (str(defaults[name]), str(saved[name]))  # tuples saved as lists
+    ]
+    if ignored:
+        print(f"warning: --resume keeps the checkpoint's options; ignored {', '.join(ignored)}")
+    return resumed
+
+
+def check_common_args(args) -> None:
+    """Refuses non-finite numbers, checkpoint options that would write nothing, and a run that
+    would end before learning starts."""
+    for name, value in asdict(args).items():
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be finite, got {value}")
+    for name in ["checkpoint_frequency", "save_buffer"]:
+        if getattr(args, name, 0) and not args.save_model:
+            raise ValueError(f"--{name.replace('_', '-')} writes only with --save-model; add it")
+    starts = getattr(args, "learning_starts", 0)
+    if starts >= args.total_timesteps and not args.resume and not args.eval_checkpoint:
+        raise ValueError(
+            f"--learning-starts {starts} is not below --total-timesteps {args.total_timesteps}: "
+            "the run would never learn; lower it or raise the budget"
+        )
+
+
+LOSS_BOUND = 1e15
+"""a loss beyond this has diverged: no sane run gets near it"""
+
+
+def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
+    """Logs losses/{name}; stops the run when it is non-finite or beyond LOSS_BOUND."""
+    value = loss.item()
+    if not abs(value) < LOSS_BOUND:
+        raise FloatingPointError(f"losses/{name} is {value:.4g} at step {step}; stopping ({fix})")
+    writer.add_scalar(f"losses/{name}", value, step)
 
 
 def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
@@ -626,6 +702,10 @@ def new_run_name(args: Args) -> str:
             return run_name
         except FileExistsError:
             stamp += 1
+        except OSError as e:
+            raise OSError(
+                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
+            ) from None
 
 
 # --- end shared: run_name ---
@@ -651,6 +731,8 @@ SESSION_FIELDS = [
     "capture_video",
 ]
 """fields a resumed run takes from the command line; all others come from its checkpoint"""
+FIX = "try a lower --learning-rate or --max-grad-norm"
+"""what a diverging loss's message suggests"""
 LOG_EVERY = 1_000
 """transitions between loss logs (each costs a host-device sync)"""
 
@@ -670,10 +752,12 @@ def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
             "script needs Discrete actions: use td3_continuous.py, ddpg_continuous.py "
             "or ppo.py"
         )
-    if len(envs.single_observation_space.shape) not in (1, 3):
+    obs_space = envs.single_observation_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) not in (1, 3):
         envs.close()
+        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
         raise ValueError(
-            f"--env-id {args.env_id} has {envs.single_observation_space.shape}-shaped "
+            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
             "observations; this script needs vectors or stacked 84x84 frames"
         )
     return envs
@@ -690,12 +774,12 @@ def epsilon(args: Args, global_step: int) -> float:
 def train(args: Args) -> dict:
     """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
     validate_args(args)
+    check_common_args(args)
     if args.eval_checkpoint:
         return evaluate_checkpoint(args)
     ckpt = load_checkpoint(args.resume) if args.resume else None
     if ckpt is not None:
-        session = {name: getattr(args, name) for name in SESSION_FIELDS}
-        args = Args(**{**ckpt["args"], **session})
+        args = resumed_args(args, ckpt)
     use_cuda = args.cuda and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
     rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
@@ -709,7 +793,10 @@ def train(args: Args) -> dict:
     # fused: one kernel updates every parameter (a third of foreach's time on these small nets)
     params = list(q_network.parameters())
     optimizer = torch.optim.Adam(params, lr=args.learning_rate, eps=args.adam_eps, fused=True)
+    obs_bytes = int(np.prod(obs_space.shape)) * (1 if obs_space.dtype == np.uint8 else 4)
+    report_buffer_memory(args.buffer_size, 2 * obs_bytes + 16)
     rb = ReplayBuffer(args.buffer_size, obs_space, args, device)
+    learn_after = args.learning_starts
     nstep = NStepCollector(args.num_envs, args.n_step, args.gamma)
 
     networks = {"q_network": q_network, "target_network": target_network}
@@ -721,6 +808,12 @@ def train(args: Args) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         if "buffer" in ckpt:
             rb.load_state_dict(ckpt["buffer"])
+        else:  # learning from a near-empty buffer would overfit it: refill it first
+            learn_after = ckpt["global_step"] + args.learning_starts
+            print(
+                f"warning: {args.resume} holds no replay buffer (written without --save-buffer); "
+                f"collecting {args.learning_starts} transitions before learning again"
+            )
         set_rng_states(ckpt["rng"], rng)
         global_step, update_count, wandb_id = (
             ckpt["global_step"],
@@ -745,13 +838,14 @@ def train(args: Args) -> dict:
             save_code=True,
             dir=run_dir,
         )
-    writer = SummaryWriter(run_dir)
+    writer = SummaryWriter(run_dir, purge_step=global_step if ckpt is not None else None)
     log_hyperparameters(writer, args)
 
     def write_checkpoint() -> None:
         state = {name: module.state_dict() for name, module in networks.items()}
         state.update(optimizer=optimizer.state_dict(), args=asdict(args), run_name=run_name)
         state.update(wandb_id=wandb_id, rng=rng_states(rng), global_step=global_step)
+        state.update(recent_returns=torch.tensor(episodic_returns[-100:], dtype=torch.float64))
         state.update(update_count=update_count)
         if args.save_buffer:
             state["buffer"] = rb.state_dict()
@@ -760,7 +854,8 @@ def train(args: Args) -> dict:
     video_dir = os.path.join("videos", run_name) if args.capture_video else None
     stop = StopRequest()
     bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
-    episodic_returns: list[float] = []
+    # the last returns before a resume, so the progress line and the summary continue from them
+    episodic_returns: list[float] = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
     eval_history: list[tuple[int, float]] = []
     loss = q_taken = torch.zeros(1)
     start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
@@ -795,7 +890,7 @@ def train(args: Args) -> dict:
             global_step += args.num_envs
             bar.update(args.num_envs)
 
-            if global_step > args.learning_starts and rb.size >= args.batch_size:
+            if global_step > learn_after and rb.size >= args.batch_size:
                 for _ in range(
                     global_step // args.train_frequency
                     - (global_step - args.num_envs) // args.train_frequency
@@ -818,12 +913,7 @@ def train(args: Args) -> dict:
                 if crossed(global_step, args.num_envs, args.target_network_frequency):
                     target_network.load_state_dict(q_network.state_dict())
                 if crossed(global_step, args.num_envs, LOG_EVERY) and update_count > 0:
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"losses/td_loss is {loss.item()} at step "
-                            f"{global_step}; stopping (try a lower --learning-rate)"
-                        )
-                    writer.add_scalar("losses/td_loss", loss.item(), global_step)
+                    log_loss(writer, "td_loss", loss, global_step, FIX)
                     writer.add_scalar("losses/q_mean", q_taken.mean().item(), global_step)
                     writer.add_scalar("losses/q_min", q_taken.min().item(), global_step)
                     writer.add_scalar("losses/q_max", q_taken.max().item(), global_step)
@@ -928,7 +1018,10 @@ def evaluate_checkpoint(args: Args) -> dict:
 if __name__ == "__main__":
     try:
         summary = train(tyro.cli(Args))
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # before the training loop takes over Ctrl-C, or after it
+        print("interrupted (Ctrl-C) outside the training loop; nothing saved", file=sys.stderr)
+        sys.exit(130)
     sys.exit(130 if summary.get("interrupted") else 0)

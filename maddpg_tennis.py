@@ -490,8 +490,14 @@ class PettingZooVecEnv:
             )
         if len({s.shape for s in spaces}) != 1:
             raise ValueError(f"--env-id {env_id}: its agents' action shapes differ; not supported")
+        obs_spaces = [env.observation_space(a) for a in self.agent_names]
+        if not all(isinstance(s, gym.spaces.Box) and len(s.shape) == 1 for s in obs_spaces):
+            raise ValueError(
+                f"--env-id {env_id} has {obs_spaces[0].shape}-shaped observations; this script "
+                "learns from flat vectors (its MLPs cannot take images)"
+            )
         self.num_envs, self.n_agents = num_envs, len(self.agent_names)
-        self.obs_dims = [gym.spaces.flatdim(env.observation_space(a)) for a in self.agent_names]
+        self.obs_dims = [gym.spaces.flatdim(s) for s in obs_spaces]
         self.obs_dim, self.act_dim = max(self.obs_dims), spaces[0].shape[0]
         self.action_low = np.stack([s.low for s in spaces]).astype(np.float64)
         self.action_high = np.stack([s.high for s in spaces]).astype(np.float64)
@@ -668,7 +674,8 @@ class ReplayBuffer:
     def state_dict(self) -> dict:
         n = self.size
         names = ["obs", "next_obs", "actions", "rewards", "terminated"]
-        return {"pos": self.pos, "size": n, **{k: getattr(self, k)[:n] for k in names}}
+        # clones: a saved slice would write the whole preallocated storage
+        return {"pos": self.pos, "size": n, **{k: getattr(self, k)[:n].clone() for k in names}}
 
     def load_state_dict(self, state: dict) -> None:
         n = self.size = state["size"]
@@ -791,6 +798,17 @@ def evaluate(actor: Actor, args: Args, device, video_dir: str | None = None, pre
     return [float(s) for s in env.score(returns)]
 
 
+# --- shared: buffer_memory ---
+def report_buffer_memory(capacity: int, bytes_per_transition: int) -> None:
+    """Says how much memory a large replay buffer takes, before it is allocated."""
+    gib = capacity * bytes_per_transition / 2**30
+    if gib >= 1.0:
+        print(f"replay buffer: {capacity} transitions take {gib:.1f} GiB (--buffer-size sets it)")
+
+
+# --- end shared: buffer_memory ---
+
+
 # --- shared: checkpoint ---
 def rng_states(rng: np.random.Generator) -> dict:
     """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
@@ -811,14 +829,25 @@ def set_rng_states(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+SCRIPT = os.path.basename(__file__)
+"""written into every checkpoint, so another script refuses it"""
+
+
 def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     """Writes atomically (temporary file, then os.replace). Refuses non-finite weights, so the last
-    good checkpoint stays; returns whether it wrote."""
+    good checkpoint stays; returns whether it wrote. A failed write (a full disk) removes the
+    temporary file and raises OSError in one line."""
     if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
         print(f"warning: non-finite weights; not writing {path}, which keeps the last good one")
         return False
-    torch.save(state, f"{path}.tmp")
-    os.replace(f"{path}.tmp", path)
+    try:
+        torch.save({**state, "script": SCRIPT}, f"{path}.tmp")
+        os.replace(f"{path}.tmp", path)
+    except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
+        if os.path.lexists(f"{path}.tmp"):
+            os.remove(f"{path}.tmp")
+        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
 
@@ -835,6 +864,8 @@ def load_checkpoint(path: str) -> dict:
         ) from None
     if not isinstance(ckpt, dict) or "args" not in ckpt:
         raise ValueError(f"{path} holds no saved options: it is not a checkpoint of this script")
+    if ckpt.get("script", SCRIPT) != SCRIPT:
+        raise ValueError(f"checkpoint {path} was written by {ckpt['script']}; use that script")
     unknown = sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__))
     if unknown:
         raise ValueError(
@@ -842,6 +873,53 @@ def load_checkpoint(path: str) -> dict:
             f"({', '.join(unknown)}); it was written by another version or another script"
         )
     return ckpt
+
+
+def resumed_args(args, ckpt: dict | None):
+    """A resumed run keeps its checkpoint's options but for SESSION_FIELDS; says which options
+    given on the command line it ignores for that."""
+    if ckpt is None:
+        return args
+    session = {name: getattr(args, name) for name in SESSION_FIELDS}
+    resumed, defaults = type(args)(**{**ckpt["args"], **session}), asdict(type(args)())
+    saved = asdict(resumed)
+    ignored = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in asdict(args).items()
+        if str(value) not in (str(defaults[name]), str(saved[name]))  # tuples saved as lists
+    ]
+    if ignored:
+        print(f"warning: --resume keeps the checkpoint's options; ignored {', '.join(ignored)}")
+    return resumed
+
+
+def check_common_args(args) -> None:
+    """Refuses non-finite numbers, checkpoint options that would write nothing, and a run that
+    would end before learning starts."""
+    for name, value in asdict(args).items():
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be finite, got {value}")
+    for name in ["checkpoint_frequency", "save_buffer"]:
+        if getattr(args, name, 0) and not args.save_model:
+            raise ValueError(f"--{name.replace('_', '-')} writes only with --save-model; add it")
+    starts = getattr(args, "learning_starts", 0)
+    if starts >= args.total_timesteps and not args.resume and not args.eval_checkpoint:
+        raise ValueError(
+            f"--learning-starts {starts} is not below --total-timesteps {args.total_timesteps}: "
+            "the run would never learn; lower it or raise the budget"
+        )
+
+
+LOSS_BOUND = 1e15
+"""a loss beyond this has diverged: no sane run gets near it"""
+
+
+def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
+    """Logs losses/{name}; stops the run when it is non-finite or beyond LOSS_BOUND."""
+    value = loss.item()
+    if not abs(value) < LOSS_BOUND:
+        raise FloatingPointError(f"losses/{name} is {value:.4g} at step {step}; stopping ({fix})")
+    writer.add_scalar(f"losses/{name}", value, step)
 
 
 def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
@@ -884,6 +962,8 @@ def crossed(step: int, increment: int, every: int) -> bool:
 # --- end shared: checkpoint ---
 
 
+FIX = "try lower learning rates or --grad-clip"
+"""what a diverging loss's message suggests"""
 LOG_EVERY = 1_000
 """transitions between loss logs (each costs a host-device sync)"""
 SOLVED_SCORE = 0.5
@@ -929,6 +1009,10 @@ def new_run_name(args: Args) -> str:
             return run_name
         except FileExistsError:
             stamp += 1
+        except OSError as e:
+            raise OSError(
+                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
+            ) from None
 
 
 # --- end shared: run_name ---
@@ -947,12 +1031,12 @@ def train(args: Args) -> dict:
     """Runs the whole training; returns a summary (global_step, episodic_returns (scores),
     eval_returns, sps, run_dir, solved_episode)."""
     validate_args(args)
+    check_common_args(args)
     if args.eval_checkpoint:
         return evaluate_checkpoint(args)
     ckpt = load_checkpoint(args.resume) if args.resume else None
     if ckpt is not None:
-        session = {name: getattr(args, name) for name in SESSION_FIELDS}
-        args = Args(**{**ckpt["args"], **session})
+        args = resumed_args(args, ckpt)
     use_cuda = args.cuda and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
     rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
@@ -971,7 +1055,9 @@ def train(args: Args) -> dict:
     critic_optimizer = torch.optim.Adam(
         critic.parameters(), lr=args.critic_learning_rate, fused=True
     )
+    report_buffer_memory(args.buffer_size, 4 * n * (2 * obs_dim + act_dim + 2))
     rb = ReplayBuffer(args.buffer_size, n, obs_dim, act_dim, device)
+    learn_after = args.learning_starts
     ou = OrnsteinUhlenbeckNoise((args.num_envs, n, act_dim), args.ou_theta, args.ou_dt)
 
     networks = {
@@ -991,6 +1077,12 @@ def train(args: Args) -> dict:
             optimizer.load_state_dict(ckpt[name])
         if "buffer" in ckpt:
             rb.load_state_dict(ckpt["buffer"])
+        else:  # learning from a near-empty buffer would overfit it: refill it first
+            learn_after = ckpt["global_step"] + args.learning_starts
+            print(
+                f"warning: {args.resume} holds no replay buffer (written without --save-buffer); "
+                f"collecting {args.learning_starts} transitions before learning again"
+            )
         set_rng_states(ckpt["rng"], rng)
         ou.x = ckpt["ou_x"].numpy().copy()
         global_step, update_count = ckpt["global_step"], ckpt["update_count"]
@@ -1015,7 +1107,7 @@ def train(args: Args) -> dict:
             save_code=True,
             dir=run_dir,
         )
-    writer = SummaryWriter(run_dir)
+    writer = SummaryWriter(run_dir, purge_step=global_step if ckpt is not None else None)
     log_hyperparameters(writer, args)
 
     def write_checkpoint() -> None:
@@ -1086,7 +1178,7 @@ def train(args: Args) -> dict:
 
             if args.normalize_obs and update_count == 0 and global_step > args.learning_starts:
                 set_obs_normalization(rb, [actor, actor_target, critic, critic_target])
-            if global_step > args.learning_starts:
+            if global_step > learn_after:
                 pending_updates += args.num_envs * args.updates_per_step
                 while pending_updates >= 1.0:
                     pending_updates -= 1.0
@@ -1104,12 +1196,7 @@ def train(args: Args) -> dict:
                     update_count += 1
                 if crossed(global_step, args.num_envs, LOG_EVERY) and update_count > 0:
                     for name, loss in [("qf_loss", critic_loss), ("actor_loss", actor_loss)]:
-                        if not torch.isfinite(loss):
-                            raise FloatingPointError(
-                                f"losses/{name} is {loss.item()} at step {global_step}; stopping "
-                                "(try lower learning rates or --grad-clip)"
-                            )
-                        writer.add_scalar(f"losses/{name}", loss.item(), global_step)
+                        log_loss(writer, name, loss, global_step, FIX)
                     writer.add_scalar("losses/q_mean", q.mean().item(), global_step)
                     writer.add_scalar("losses/q_min", q.min().item(), global_step)
                     writer.add_scalar("losses/q_max", q.max().item(), global_step)
@@ -1207,7 +1294,10 @@ def evaluate_checkpoint(args: Args) -> dict:
 if __name__ == "__main__":
     try:
         summary = train(tyro.cli(Args))
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # before the training loop takes over Ctrl-C, or after it
+        print("interrupted (Ctrl-C) outside the training loop; nothing saved", file=sys.stderr)
+        sys.exit(130)
     sys.exit(130 if summary.get("interrupted") else 0)

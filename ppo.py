@@ -199,6 +199,11 @@ def validate_args(args: Args) -> None:
             raise ValueError(
                 f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}"
             )
+    if args.total_timesteps < args.num_envs * args.num_steps and not args.resume:
+        raise ValueError(
+            f"--total-timesteps {args.total_timesteps} is less than one rollout of "
+            f"{args.num_envs * args.num_steps} (--num-envs x --num-steps); raise it or shrink those"
+        )
     if (args.num_envs * args.num_steps) % args.num_minibatches:
         raise ValueError(
             f"--num-minibatches {args.num_minibatches} must divide the rollout of --num-envs x "
@@ -403,14 +408,25 @@ def set_rng_states(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+SCRIPT = os.path.basename(__file__)
+"""written into every checkpoint, so another script refuses it"""
+
+
 def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     """Writes atomically (temporary file, then os.replace). Refuses non-finite weights, so the last
-    good checkpoint stays; returns whether it wrote."""
+    good checkpoint stays; returns whether it wrote. A failed write (a full disk) removes the
+    temporary file and raises OSError in one line."""
     if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
         print(f"warning: non-finite weights; not writing {path}, which keeps the last good one")
         return False
-    torch.save(state, f"{path}.tmp")
-    os.replace(f"{path}.tmp", path)
+    try:
+        torch.save({**state, "script": SCRIPT}, f"{path}.tmp")
+        os.replace(f"{path}.tmp", path)
+    except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
+        if os.path.lexists(f"{path}.tmp"):
+            os.remove(f"{path}.tmp")
+        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
 
@@ -427,6 +443,8 @@ def load_checkpoint(path: str) -> dict:
         ) from None
     if not isinstance(ckpt, dict) or "args" not in ckpt:
         raise ValueError(f"{path} holds no saved options: it is not a checkpoint of this script")
+    if ckpt.get("script", SCRIPT) != SCRIPT:
+        raise ValueError(f"checkpoint {path} was written by {ckpt['script']}; use that script")
     unknown = sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__))
     if unknown:
         raise ValueError(
@@ -434,6 +452,53 @@ def load_checkpoint(path: str) -> dict:
             f"({', '.join(unknown)}); it was written by another version or another script"
         )
     return ckpt
+
+
+def resumed_args(args, ckpt: dict | None):
+    """A resumed run keeps its checkpoint's options but for SESSION_FIELDS; says which options
+    given on the command line it ignores for that."""
+    if ckpt is None:
+        return args
+    session = {name: getattr(args, name) for name in SESSION_FIELDS}
+    resumed, defaults = type(args)(**{**ckpt["args"], **session}), asdict(type(args)())
+    saved = asdict(resumed)
+    ignored = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in asdict(args).items()
+        if str(value) not in (str(defaults[name]), str(saved[name]))  # tuples saved as lists
+    ]
+    if ignored:
+        print(f"warning: --resume keeps the checkpoint's options; ignored {', '.join(ignored)}")
+    return resumed
+
+
+def check_common_args(args) -> None:
+    """Refuses non-finite numbers, checkpoint options that would write nothing, and a run that
+    would end before learning starts."""
+    for name, value in asdict(args).items():
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be finite, got {value}")
+    for name in ["checkpoint_frequency", "save_buffer"]:
+        if getattr(args, name, 0) and not args.save_model:
+            raise ValueError(f"--{name.replace('_', '-')} writes only with --save-model; add it")
+    starts = getattr(args, "learning_starts", 0)
+    if starts >= args.total_timesteps and not args.resume and not args.eval_checkpoint:
+        raise ValueError(
+            f"--learning-starts {starts} is not below --total-timesteps {args.total_timesteps}: "
+            "the run would never learn; lower it or raise the budget"
+        )
+
+
+LOSS_BOUND = 1e15
+"""a loss beyond this has diverged: no sane run gets near it"""
+
+
+def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
+    """Logs losses/{name}; stops the run when it is non-finite or beyond LOSS_BOUND."""
+    value = loss.item()
+    if not abs(value) < LOSS_BOUND:
+        raise FloatingPointError(f"losses/{name} is {value:.4g} at step {step}; stopping ({fix})")
+    writer.add_scalar(f"losses/{name}", value, step)
 
 
 def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
@@ -504,6 +569,10 @@ def new_run_name(args: Args) -> str:
             return run_name
         except FileExistsError:
             stamp += 1
+        except OSError as e:
+            raise OSError(
+                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
+            ) from None
 
 
 # --- end shared: run_name ---
@@ -519,6 +588,8 @@ def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
 
 
 # --- shared: on_policy_setup ---
+FIX = "try a lower --learning-rate"
+"""what a diverging loss's message suggests"""
 SESSION_FIELDS = [
     "resume",
     "total_timesteps",
@@ -546,10 +617,12 @@ def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
             f"--env-id {args.env_id} has a {space} action space; this script needs "
             "Discrete or bounded Box actions"
         )
-    if len(envs.single_observation_space.shape) != 1:
+    obs_space = envs.single_observation_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
         envs.close()
+        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
         raise ValueError(
-            f"--env-id {args.env_id} has {envs.single_observation_space.shape}-shaped "
+            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
             "observations; this script needs flat vector observations"
         )
     return envs
@@ -561,12 +634,12 @@ def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
 def train(args: Args) -> dict:
     """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
     validate_args(args)
+    check_common_args(args)
     if args.eval_checkpoint:
         return evaluate_checkpoint(args)
     ckpt = load_checkpoint(args.resume) if args.resume else None
     if ckpt is not None:
-        session = {name: getattr(args, name) for name in SESSION_FIELDS}
-        args = Args(**{**ckpt["args"], **session})
+        args = resumed_args(args, ckpt)
     use_cuda = args.cuda and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
     rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
@@ -610,13 +683,14 @@ def train(args: Args) -> dict:
             save_code=True,
             dir=run_dir,
         )
-    writer = SummaryWriter(run_dir)
+    writer = SummaryWriter(run_dir, purge_step=global_step if ckpt is not None else None)
     log_hyperparameters(writer, args)
 
     def write_checkpoint() -> None:
         state = {name: module.state_dict() for name, module in networks.items()}
         state.update(optimizer=optimizer.state_dict(), args=asdict(args), run_name=run_name)
         state.update(wandb_id=wandb_id, rng=rng_states(rng), global_step=global_step)
+        state.update(recent_returns=torch.tensor(episodic_returns[-100:], dtype=torch.float64))
         state.update(update_count=update_count)
         save_checkpoint(checkpoint_path, state, [agent])
 
@@ -633,7 +707,8 @@ def train(args: Args) -> dict:
     video_dir = os.path.join("videos", run_name) if args.capture_video else None
     stop = StopRequest()
     bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
-    episodic_returns: list[float] = []
+    # the last returns before a resume, so the progress line and the summary continue from them
+    episodic_returns: list[float] = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
     eval_history: list[tuple[int, float]] = []
     start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
     obs, _ = envs.reset(seed=args.seed + global_step)
@@ -721,12 +796,7 @@ def train(args: Args) -> dict:
             bar.update(rollout_size)
 
             for name, value in parts.items():
-                if not torch.isfinite(value):
-                    raise FloatingPointError(
-                        f"losses/{name} is {value.item()} at step {global_step}; "
-                        "stopping (try a lower --learning-rate)"
-                    )
-                writer.add_scalar(f"losses/{name}", value.item(), global_step)
+                log_loss(writer, name, value, global_step, FIX)
             writer.add_scalar("losses/epochs", epoch + 1, global_step)
             writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
             sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
@@ -816,7 +886,10 @@ def evaluate_checkpoint(args: Args) -> dict:
 if __name__ == "__main__":
     try:
         summary = train(tyro.cli(Args))
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # before the training loop takes over Ctrl-C, or after it
+        print("interrupted (Ctrl-C) outside the training loop; nothing saved", file=sys.stderr)
+        sys.exit(130)
     sys.exit(130 if summary.get("interrupted") else 0)

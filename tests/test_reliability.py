@@ -1,0 +1,290 @@
+"""Bad input and faults end in one clear line, and checkpoints and resumes do not misbehave
+silently: the cases of the project's reliability review, each across every script it concerns."""
+
+import os
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import ddpg_continuous
+import dqn_rainbow
+import maddpg_tennis
+import ppo
+import reinforce
+import sac_continuous
+import td3_continuous
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONTINUOUS = [ddpg_continuous, td3_continuous, sac_continuous]
+OFF_POLICY = CONTINUOUS + [dqn_rainbow, maddpg_tennis]
+ALL = OFF_POLICY + [ppo, reinforce]
+
+
+def tiny(script, **overrides):
+    """Arguments for a run of a few seconds, per script."""
+    base = dict(eval_frequency=0, eval_episodes=1, hidden_sizes=(16, 16))
+    if script in CONTINUOUS:
+        base.update(env_id="Pendulum-v1", total_timesteps=600, learning_starts=200)
+        base.update(batch_size=32, buffer_size=10_000)
+    elif script is dqn_rainbow:
+        base.update(env_id="CartPole-v1", total_timesteps=600, learning_starts=200)
+        base.update(batch_size=32, buffer_size=5000)
+    elif script is maddpg_tennis:
+        base.update(total_timesteps=400, learning_starts=100, batch_size=32, buffer_size=5000)
+        base.update(max_episode_steps=50)
+    elif script is ppo:
+        base.update(env_id="CartPole-v1", total_timesteps=512, num_envs=2, num_steps=64)
+        base.update(num_minibatches=2, update_epochs=1)
+    else:
+        base.update(env_id="CartPole-v1", total_timesteps=1000, num_envs=2, episodes_per_update=2)
+    return script.Args(**{**base, **overrides})
+
+
+name = lambda m: m.__name__  # noqa: E731
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("script", [ppo, reinforce, dqn_rainbow], ids=name)
+def test_tuple_observations_are_refused(script, in_tmp):
+    with pytest.raises(ValueError, match="Blackjack-v1 has Tuple-shaped observations"):
+        script.train(tiny(script, env_id="Blackjack-v1"))
+
+
+@pytest.mark.parametrize("flag", [dict(v_min=200.0), dict(v_max=-200.0)])
+def test_one_sided_c51_support_that_runs_backwards_is_refused(flag, in_tmp):
+    with pytest.raises(ValueError, match="must be below --v-max.*give both or neither"):
+        dqn_rainbow.train(tiny(dqn_rainbow, **flag))
+
+
+def test_image_observations_are_refused_by_maddpg_before_any_buffer(in_tmp):
+    with pytest.raises(ValueError, match="pistonball_v6 has .*-shaped observations.*images"):
+        maddpg_tennis.train(tiny(maddpg_tennis, env_id="pistonball_v6"))
+
+
+def test_a_large_replay_buffer_says_how_much_memory_it_takes(capsys):
+    td3_continuous.report_buffer_memory(10_000_000, 4 * (2 * 15 + 3 + 2))
+    assert "replay buffer: 10000000 transitions take 1.3 GiB" in capsys.readouterr().out
+    td3_continuous.report_buffer_memory(1000, 140)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("script", OFF_POLICY, ids=name)
+def test_learning_that_would_never_start_is_refused(script, in_tmp):
+    with pytest.raises(ValueError, match="--learning-starts 5000 is not below --total-timesteps"):
+        script.train(tiny(script, learning_starts=5000, total_timesteps=1000))
+
+
+def test_ppo_budget_below_one_rollout_is_refused(in_tmp):
+    with pytest.raises(ValueError, match="--total-timesteps 100 is less than one rollout of 128"):
+        ppo.train(tiny(ppo, total_timesteps=100))
+
+
+@pytest.mark.parametrize("script", ALL, ids=name)
+def test_non_finite_rates_are_refused(script, in_tmp):
+    rate = "actor_learning_rate" if script is maddpg_tennis else "learning_rate"
+    with pytest.raises(ValueError, match=f"--{rate.replace('_', '-')} must be finite, got inf"):
+        script.train(tiny(script, **{rate: float("inf")}))
+
+
+@pytest.mark.parametrize("script", ALL, ids=name)
+def test_checkpoint_flags_without_save_model_are_refused(script, in_tmp):
+    with pytest.raises(ValueError, match="--checkpoint-frequency writes only with --save-model"):
+        script.train(tiny(script, checkpoint_frequency=100))
+    if hasattr(script.Args, "save_buffer"):
+        with pytest.raises(ValueError, match="--save-buffer writes only with --save-model"):
+            script.train(tiny(script, save_buffer=True))
+
+
+@pytest.mark.parametrize("script", ALL, ids=name)
+def test_unwritable_runs_directory_gives_one_line_from_the_command_line(script, in_tmp):
+    """A read-only directory as root cannot be made here (root writes anywhere); a file named
+    runs takes the same path: creating runs/{run_name} fails with an OSError."""
+    (in_tmp / "runs").write_text("not a directory")
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, f"{script.__name__}.py"), "--total-timesteps", "9"]
+        + (["--learning-starts", "0"] if script in OFF_POLICY else [])
+        + (["--num-steps", "9", "--num-envs", "1", "--num-minibatches", "1"] if script is ppo else []),
+        cwd=in_tmp,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: cannot create runs/")
+
+
+@pytest.mark.parametrize("script", ALL, ids=name)
+def test_unwritable_runs_directory_raises_one_clear_oserror(script, in_tmp):
+    (in_tmp / "runs").write_text("a file where the runs directory should be")
+    with pytest.raises(OSError, match="cannot create runs/.*run from a writable directory"):
+        script.new_run_name(tiny(script))
+
+
+@pytest.mark.parametrize("script", ALL, ids=name)
+def test_full_disk_removes_the_temporary_file_and_keeps_the_last_checkpoint(script, in_tmp):
+    module = torch.nn.Linear(2, 2)
+    path = str(in_tmp / "ckpt.pt")
+    assert script.save_checkpoint(path, {"w": 1}, [module])
+    os.symlink("/dev/full", f"{path}.tmp")  # every write to it fails with ENOSPC
+    with pytest.raises(OSError, match="could not write checkpoint .*ckpt.pt .*the last one stays"):
+        script.save_checkpoint(path, {"w": torch.zeros(100_000)}, [module])
+    assert not os.path.lexists(f"{path}.tmp")
+    assert torch.load(path, weights_only=True)["w"] == 1
+
+
+def test_diverging_reinforce_policy_gives_the_one_line_non_finite_error():
+    policy = reinforce.Policy(4, gym.spaces.Discrete(2), tiny(reinforce))
+    with torch.no_grad():
+        policy.net[-1].bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="policy's outputs are not finite .*--learning-rate"):
+        policy.dist(torch.zeros(1, 4))
+
+
+def test_non_finite_priorities_name_the_flag():
+    rb = td3_continuous.ReplayBuffer(8, 3, 2, tiny(td3_continuous, per=True), "cpu")
+    with pytest.raises(FloatingPointError, match="priorities are not finite .*--learning-rate"):
+        rb.update_priorities(np.arange(2), torch.tensor([1.0, float("nan")]))
+    obs_space = gym.spaces.Box(-1.0, 1.0, (3,))
+    rb = dqn_rainbow.ReplayBuffer(8, obs_space, tiny(dqn_rainbow, per=True), "cpu")
+    with pytest.raises(FloatingPointError, match="priorities are not finite .*--learning-rate"):
+        rb.update_priorities(np.arange(2), torch.tensor([1.0, float("inf")]))
+
+
+@pytest.mark.parametrize("script", CONTINUOUS, ids=name)
+def test_a_finite_loss_beyond_any_sane_run_stops_it(script, in_tmp, monkeypatch):
+    real = script.update_critic
+
+    def diverging(*a):
+        loss, q, td = real(*a)
+        return loss * 0 + 1e20, q, td
+
+    monkeypatch.setattr(script, "update_critic", diverging)
+    with pytest.raises(FloatingPointError, match="losses/qf_loss is 1e\\+20 at step 1000.*--learning"):
+        script.train(tiny(script, total_timesteps=1500))
+
+
+# ---------------------------------------------------------------- checkpoints and resume
+
+
+@pytest.mark.parametrize("script", [td3_continuous, sac_continuous, dqn_rainbow], ids=name)
+def test_resume_without_buffer_warns_and_refills_before_learning(script, in_tmp, capsys):
+    first = script.train(tiny(script, save_model=True))
+    capsys.readouterr()
+    more = script.train(tiny(script, resume=first["checkpoint"], total_timesteps=1000))
+    assert "holds no replay buffer" in capsys.readouterr().out
+    # 400 new transitions: 200 refill the buffer, the other 200 learn (one update each)
+    assert more["update_count"] - first["update_count"] == 200
+
+
+@pytest.mark.parametrize("script", ALL, ids=name)
+def test_resume_names_the_flags_the_checkpoint_overrides(script, in_tmp, capsys):
+    first = script.train(tiny(script, save_model=True))
+    capsys.readouterr()
+    total = first["global_step"]
+    script.train(tiny(script, resume=first["checkpoint"], total_timesteps=total, seed=7))
+    out = capsys.readouterr().out
+    assert "keeps the checkpoint's options; ignored --seed 7" in out
+    assert "--total-timesteps" not in out
+
+
+def test_another_scripts_checkpoint_is_refused(in_tmp):
+    first = ddpg_continuous.train(tiny(ddpg_continuous, total_timesteps=300, save_model=True))
+    with pytest.raises(ValueError, match="written by ddpg_continuous.py; use that script"):
+        td3_continuous.train(tiny(td3_continuous, eval_checkpoint=first["checkpoint"]))
+
+
+@pytest.mark.parametrize("script", [td3_continuous, sac_continuous], ids=name)
+def test_a_resumed_finished_run_logs_its_final_evaluation_once(script, in_tmp):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = script.train(tiny(script, save_model=True, save_buffer=True))
+    script.train(tiny(script, resume=first["checkpoint"], total_timesteps=600))
+    events = EventAccumulator(first["run_dir"])
+    events.Reload()
+    steps = [e.step for e in events.Scalars("eval/episodic_return")]
+    assert steps == [600]
+
+
+@pytest.mark.parametrize("script", CONTINUOUS + [maddpg_tennis], ids=name)
+def test_checkpoint_size_follows_the_buffers_fill_not_its_capacity(script, in_tmp):
+    summary = script.train(
+        tiny(script, save_model=True, save_buffer=True, buffer_size=1_000_000, hidden_sizes=(8, 8))
+    )
+    assert os.path.getsize(summary["checkpoint"]) < 2_000_000
+
+
+# ---------------------------------------------------------------- glue a mutation check found untested
+
+
+def test_dqn_loss_under_per_is_weighted_by_the_importance_weights():
+    args = tiny(dqn_rainbow, distributional=False, noisy=False, per=True)
+    torch.manual_seed(0)
+    q_network = dqn_rainbow.QNetwork((3,), 2, args)
+    n = 16
+    weights = torch.linspace(0.05, 1.0, n)
+    data = (torch.randn(n, 3), torch.randint(0, 2, (n,)), torch.randn(n) * 5, torch.randn(n, 3))
+    data = (*data, torch.full((n,), 0.9), weights)
+    loss, per_sample, _ = dqn_rainbow.dqn_loss(data, q_network, q_network, args)
+    assert loss.item() == pytest.approx((weights * per_sample).mean().item(), rel=1e-6)
+    assert loss.item() != pytest.approx(per_sample.mean().item(), rel=1e-3)
+
+
+def test_dqn_greedy_evaluation_turns_the_noise_off_and_restores_training_mode():
+    args = tiny(dqn_rainbow, distributional=False, noisy=True, noisy_sigma0=5.0)
+    torch.manual_seed(0)
+    q_network = dqn_rainbow.QNetwork((3,), 4, args)
+    obs = torch.randn(256, 3)
+    with torch.no_grad():
+        q_network.eval()
+        expected = q_network.q_values(obs).argmax(-1)
+        q_network.train()
+        noisy = q_network.q_values(obs).argmax(-1)
+        assert not torch.equal(noisy, expected)  # the noise is large enough to change choices
+        assert torch.equal(dqn_rainbow.GreedyPolicy(q_network)(obs), expected)
+    assert q_network.training
+
+
+def test_dqn_resume_restores_the_rng_states(in_tmp):
+    first = dqn_rainbow.train(tiny(dqn_rainbow, save_model=True, save_buffer=True))
+    saved = torch.load(first["checkpoint"], weights_only=True)["rng"]
+    again = dqn_rainbow.train(
+        tiny(dqn_rainbow, resume=first["checkpoint"], total_timesteps=600, save_model=True)
+    )
+    reloaded = torch.load(again["checkpoint"], weights_only=True)["rng"]
+    assert reloaded["numpy"] == saved["numpy"]
+    assert torch.equal(reloaded["torch"], saved["torch"])
+    fresh = np.random.default_rng(1).bit_generator.state
+    assert saved["numpy"] != fresh  # so the test would see a generator seeded afresh
+
+
+def test_ppo_reward_normalizer_restarts_its_discounted_return_at_episode_ends(in_tmp):
+    """4-step episodes of reward 1: the running discounted return takes the values 1, 1 + g,
+    1 + g + g^2 and 1 + g + g^2 + g^3 and starts again, so its running mean is their mean."""
+    args = tiny(ppo, env_id="DiscreteTerminated-v0", normalize_reward=True, save_model=True)
+    summary = ppo.train(args)
+    g = args.gamma
+    expected = np.mean([sum(g**k for k in range(t + 1)) for t in range(4)])
+    mean = torch.load(summary["checkpoint"], weights_only=True)["return_rms"]["mean"].item()
+    assert mean == pytest.approx(expected, abs=0.05)
+
+
+RESUMABLE = [td3_continuous, sac_continuous, dqn_rainbow, ppo, reinforce]
+
+
+@pytest.mark.parametrize("script", RESUMABLE, ids=name)
+def test_a_resumed_run_continues_from_the_returns_before_it(script, in_tmp, capsys):
+    buffer = dict(save_buffer=True) if hasattr(script.Args, "save_buffer") else {}
+    first = script.train(tiny(script, save_model=True, **buffer))
+    before = first["episodic_returns"][-100:]
+    assert before
+    capsys.readouterr()
+    more = script.train(
+        tiny(script, resume=first["checkpoint"], total_timesteps=first["global_step"] * 2)
+    )
+    assert more["episodic_returns"][: len(before)] == before
+    assert "return(last 10) nan" not in capsys.readouterr().out
