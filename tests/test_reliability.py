@@ -109,7 +109,11 @@ def test_unwritable_runs_directory_gives_one_line_from_the_command_line(script, 
     out = subprocess.run(
         [sys.executable, os.path.join(ROOT, f"{script.__name__}.py"), "--total-timesteps", "9"]
         + (["--learning-starts", "0"] if script in OFF_POLICY else [])
-        + (["--num-steps", "9", "--num-envs", "1", "--num-minibatches", "1"] if script is ppo else []),
+        + (
+            ["--num-steps", "9", "--num-envs", "1", "--num-minibatches", "1"]
+            if script is ppo
+            else []
+        ),
         cwd=in_tmp,
         capture_output=True,
         text=True,
@@ -141,7 +145,9 @@ def test_diverging_reinforce_policy_gives_the_one_line_non_finite_error():
     policy = reinforce.Policy(4, gym.spaces.Discrete(2), tiny(reinforce))
     with torch.no_grad():
         policy.net[-1].bias.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match="policy's outputs are not finite .*--learning-rate"):
+    with pytest.raises(
+        FloatingPointError, match="policy's outputs are not finite .*--learning-rate"
+    ):
         policy.dist(torch.zeros(1, 4))
 
 
@@ -164,7 +170,9 @@ def test_a_finite_loss_beyond_any_sane_run_stops_it(script, in_tmp, monkeypatch)
         return loss * 0 + 1e20, q, td
 
     monkeypatch.setattr(script, "update_critic", diverging)
-    with pytest.raises(FloatingPointError, match="losses/qf_loss is 1e\\+20 at step 1000.*--learning"):
+    with pytest.raises(
+        FloatingPointError, match="losses/qf_loss is 1e\\+20 at step 1000.*--learning"
+    ):
         script.train(tiny(script, total_timesteps=1500))
 
 

@@ -58,7 +58,9 @@ def test_soft_target_takes_the_twin_minimum_and_the_entropy_term(monkeypatch):
     n = 8
     monkeypatch.setattr(actor, "sample", lambda o: (torch.zeros(len(o), 2), torch.full((n,), -2.0)))
     monkeypatch.setattr(
-        qf_target, "forward", lambda o, a: torch.stack([torch.full((n,), 3.0), torch.full((n,), 5.0)])
+        qf_target,
+        "forward",
+        lambda o, a: torch.stack([torch.full((n,), 3.0), torch.full((n,), 5.0)]),
     )
     obs, actions = torch.randn(n, 3), torch.rand(n, 2)
     data = (obs, actions, torch.ones(n), obs, torch.zeros(n), torch.ones(n))

@@ -1,6 +1,6 @@
 """The single-file scripts repeat their shared pieces on purpose; these tests keep the copies from
 drifting: every `# --- shared: NAME ---` block is identical in each file that has it, the DDPG/TD3
-pair differs only by a small diff, and no script imports a local module other than sumtree."""
+and TD3/SAC pairs differ only by small diffs, and no script imports a local module but sumtree."""
 
 import ast
 import difflib
@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted(p for p in ROOT.glob("*.py") if p.name != "sumtree.py")
+TORCH_CHECKPOINTS = [p for p in SCRIPTS if p.name != "tabular.py"]  # tabular.py saves .npz
 START = re.compile(r"^\s*# --- shared: (\S+) ---$")
 END = re.compile(r"^\s*# --- end shared: (\S+) ---$")
 
@@ -66,7 +67,8 @@ def test_td3_sac_diff_shows_only_sacs_ideas():
     td3 = (ROOT / "td3_continuous.py").read_text().splitlines()
     sac = (ROOT / "sac_continuous.py").read_text().splitlines()
     changed = [l for l in difflib.ndiff(td3, sac) if l[:2] in ("- ", "+ ")]
-    assert len(changed) <= 200, f"{len(changed)} changed lines between td3 and sac (bar: 200)"
+    # 101 of them drop TD3's exploration options (docs/sac_continuous.md lists the groups)
+    assert len(changed) <= 235, f"{len(changed)} changed lines between td3 and sac (bar: 235)"
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
@@ -81,7 +83,7 @@ def test_scripts_import_no_local_module_but_sumtree(path):
         assert not set(names) & local, f"{path.name} imports a local module: {names}"
 
 
-@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TORCH_CHECKPOINTS, ids=lambda p: p.name)
 def test_checkpoint_with_an_option_the_script_lacks_is_refused_by_name(path, tmp_path):
     """A checkpoint from another version (an option since removed) gets a clear error naming the
     option, not a TypeError from the Args constructor."""
@@ -98,7 +100,7 @@ def test_checkpoint_with_an_option_the_script_lacks_is_refused_by_name(path, tmp
     assert script.load_checkpoint(str(ckpt))["args"] == {"seed": 3}
 
 
-@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TORCH_CHECKPOINTS, ids=lambda p: p.name)
 def test_a_loadable_file_that_is_no_checkpoint_is_refused_clearly(path, tmp_path):
     """A file torch can load but that holds no saved options (bare weights, a list) gets a clear
     error, not an AttributeError or KeyError later in train()."""
