@@ -211,6 +211,7 @@ def validate_args(args: Args) -> None:
         )
 
 
+# --- shared: actor_critic ---
 class RunningMeanStd(nn.Module):
     """Mean and variance of everything seen so far, updated one batch at a time (the parallel
     formula of Chan et al.), kept in buffers so checkpoints save them with the network."""
@@ -328,6 +329,9 @@ def compute_gae(rewards, values, dones, next_value, gamma: float, lam: float):
         last = delta + gamma * lam * not_done * last
         advantages[t] = last
     return advantages, advantages + values
+
+
+# --- end shared: actor_critic ---
 
 
 def ppo_loss(

@@ -1,0 +1,857 @@
+"""A2C: synchronous Advantage Actor-Critic, for discrete or continuous actions.
+
+Collects `num_steps` steps from each of `num_envs` envs, computes n-step bootstrapped advantages
+(generalized advantage estimation with lambda 1 by default), then takes one RMSprop step on
+-log pi(a|s) * A + vf_coef * value loss - ent_coef * entropy over the whole rollout (the
+synchronous variant of A3C, Mnih et al. 2016, https://arxiv.org/abs/1602.01783; GAE:
+https://arxiv.org/abs/1506.02438). `diff a2c.py ppo.py` shows what PPO adds.
+Discrete actions use a categorical policy; Box actions a diagonal Gaussian with a state-independent
+log standard deviation, its samples clipped to the bounds when sent to the env. `--gsde` swaps that
+for generalized state-dependent exploration (Raffin et al. 2022, https://arxiv.org/abs/2005.05719):
+the noise is the policy's last hidden features times a random weight matrix held for
+`sde_sample_freq` steps, so it is smooth in time and its scale depends on the state.
+
+A truncated episode (time limit) bootstraps: its last reward gets gamma * V(final observation), so
+cutting an episode at a time limit is not mistaken for reaching a terminal state. Observation and
+reward normalization keep their running statistics in the agent's buffers, so checkpoints hold them
+and evaluation uses them.
+
+Usage: python a2c.py --env-id CartPole-v1
+"""
+
+import difflib
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import pybullet_envs_gymnasium  # noqa: F401  (registers the Bullet envs)
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """name of this experiment (part of the run name)"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environments"""
+    torch_deterministic: bool = True
+    """make torch deterministic (two seeded CPU runs give identical returns)"""
+    cuda: bool = True
+    """use CUDA when available"""
+    track: bool = False
+    """log to Weights & Biases"""
+    wandb_project_name: str = "single-file-rl"
+    """the W&B project"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of evaluation episodes to videos/{run_name}/"""
+    save_model: bool = False
+    """write a checkpoint to runs/{run_name}/{exp_name}.pt at the end (and on Ctrl-C or SIGTERM)"""
+    checkpoint_frequency: int = 0
+    """also write the checkpoint every this many transitions (0: only at the end)"""
+    resume: str | None = None
+    """continue the run saved in this checkpoint (its hyperparameters and run name are kept)"""
+    eval_checkpoint: str | None = None
+    """evaluate the policy in this checkpoint (video with --capture-video), then exit"""
+    eval_frequency: int = 10_000
+    """run a deterministic evaluation every this many transitions (0: only at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+    env_id: str = "CartPole-v1"
+    """the gymnasium environment id (Discrete or Box actions)"""
+    total_timesteps: int = 200_000
+    """environment steps, summed over all environments"""
+    num_envs: int = 8
+    """parallel environments collecting the rollout"""
+
+    # Algorithm specific arguments
+    num_steps: int = 5
+    """steps per env in each rollout (rollout size: num_envs * num_steps)"""
+    learning_rate: float = 7e-4
+    """RMSprop learning rate"""
+    anneal_lr: bool = False
+    """decay the learning rate linearly to 0 over the run"""
+    gamma: float = 0.99
+    """discount factor"""
+    gae_lambda: float = 1.0
+    """GAE lambda: 1 gives the n-step bootstrapped returns of A2C, 0 one-step TD advantages"""
+    rms_alpha: float = 0.99
+    """RMSprop's decay of the squared-gradient average"""
+    rms_eps: float = 1e-5
+    """RMSprop's epsilon"""
+    ent_coef: float = 0.0
+    """entropy bonus coefficient"""
+    vf_coef: float = 0.5
+    """value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """clip the global gradient norm to this"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """hidden layer sizes of the separate policy and value networks"""
+    activation: Literal["tanh", "relu"] = "tanh"
+    """hidden activation"""
+    ortho_init: bool = True
+    """orthogonal initialization (hidden gain sqrt(2), policy head 0.01, value head 1); off:
+    PyTorch's default initialization, as RL Zoo's Bullet settings use"""
+    log_std_init: float = 0.0
+    """initial log standard deviation of the Gaussian policy (continuous actions; with --gsde, of
+    each entry of the noise weight matrix)"""
+    gsde: bool = False
+    """generalized state-dependent exploration instead of a state-independent std (continuous)"""
+    sde_sample_freq: int = 4
+    """with --gsde, draw new noise weights every this many steps (0: once per rollout)"""
+    normalize_obs: bool = False
+    """normalize observations with running statistics (clipped to +-obs_clip)"""
+    normalize_reward: bool = False
+    """scale rewards by the running std of the discounted return (clipped to +-reward_clip)"""
+    obs_clip: float = 10.0
+    """clip normalized observations to this"""
+    reward_clip: float = 10.0
+    """clip scaled rewards to this"""
+
+
+# --- shared: check_env_id ---
+def check_env_id(env_id: str) -> None:
+    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
+
+
+# --- end shared: check_env_id ---
+
+
+# --- shared: make_env ---
+def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
+    """Returns a thunk that builds one seeded env recording episode statistics and, given a
+    video_dir, a video of its first episode."""
+
+    def thunk() -> gym.Env:
+        if video_dir is not None:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(
+                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
+            )
+        else:
+            env = gym.make(env_id)
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        env.action_space.seed(seed)
+        env.observation_space.seed(seed)
+        return env
+
+    return thunk
+
+
+# --- end shared: make_env ---
+
+
+# --- shared: mlp ---
+def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Linear layers with an activation (after a parameter-free LayerNorm if asked) between them."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 2:
+            if layer_norm:
+                layers.append(nn.LayerNorm(fan_out, elementwise_affine=False))
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+# --- end shared: mlp ---
+
+
+def validate_args(args: Args) -> None:
+    """Raises ValueError naming the flag and the fix before anything is built."""
+    positive = ["total_timesteps", "num_envs", "eval_episodes", "num_steps", "rms_eps"]
+    for name in positive + ["learning_rate", "max_grad_norm"]:
+        if not getattr(args, name) > 0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+            )
+    nonnegative = ["checkpoint_frequency", "eval_frequency", "rms_alpha", "ent_coef", "vf_coef"]
+    for name in nonnegative + ["sde_sample_freq"]:
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not all(h > 0 for h in args.hidden_sizes):
+        raise ValueError(f"--hidden-sizes must all be positive, got {args.hidden_sizes}")
+    for name in ["gamma", "gae_lambda"]:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}"
+            )
+    if args.total_timesteps < args.num_envs * args.num_steps and not args.resume:
+        raise ValueError(
+            f"--total-timesteps {args.total_timesteps} is less than one rollout of "
+            f"{args.num_envs * args.num_steps} (--num-envs x --num-steps); raise it or shrink those"
+        )
+
+
+# --- shared: actor_critic ---
+class RunningMeanStd(nn.Module):
+    """Mean and variance of everything seen so far, updated one batch at a time (the parallel
+    formula of Chan et al.), kept in buffers so checkpoints save them with the network."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    def update(self, x: torch.Tensor) -> None:
+        x = x.to(self.mean)
+        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta, total = batch_mean - self.mean, self.count + n
+        m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
+        self.mean += delta * n / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+
+def layer_init(layer: nn.Linear, std: float) -> nn.Linear:
+    """Orthogonal weights of gain `std` and zero biases, the usual PPO initialization."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class Agent(nn.Module):
+    """Separate policy and value MLPs over normalized observations. `dist` and `value` take
+    observations already normalized (as stored in the rollout); called directly on a raw
+    observation, the agent gives the deterministic evaluation action (most likely action, or the
+    Gaussian's mean clipped to the bounds)."""
+
+    def __init__(self, obs_dim: int, action_space: gym.Space, args: Args):
+        super().__init__()
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        n_out = int(action_space.n) if self.discrete else action_space.shape[0]
+        activation = {"tanh": nn.Tanh, "relu": nn.ReLU}[args.activation]
+        self.actor = mlp([obs_dim, *args.hidden_sizes, n_out], False, activation)
+        self.critic = mlp([obs_dim, *args.hidden_sizes, 1], False, activation)
+        if args.ortho_init:
+            for net, head_std in [(self.actor, 0.01), (self.critic, 1.0)]:
+                linears = [m for m in net if isinstance(m, nn.Linear)]
+                for layer in linears:
+                    layer_init(layer, head_std if layer is linears[-1] else np.sqrt(2))
+        if args.gsde and self.discrete:
+            raise ValueError("--gsde is for Box action spaces; this env's actions are Discrete")
+        self.gsde = args.gsde
+        if not self.discrete:
+            # gSDE: one std per (feature, action) pair, the std of that noise weight
+            std_shape = (args.hidden_sizes[-1], n_out) if self.gsde else (n_out,)
+            self.log_std = nn.Parameter(torch.full(std_shape, args.log_std_init))
+            self.register_buffer("action_low", torch.as_tensor(action_space.low).float())
+            self.register_buffer("action_high", torch.as_tensor(action_space.high).float())
+        self.obs_rms = RunningMeanStd((obs_dim,))
+        self.normalize_obs, self.obs_clip = args.normalize_obs, args.obs_clip
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.normalize_obs:
+            return obs.float()
+        z = (obs - self.obs_rms.mean) / torch.sqrt(self.obs_rms.var + 1e-8)
+        return z.clamp(-self.obs_clip, self.obs_clip).float()
+
+    def value(self, obs_n: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs_n).squeeze(-1)
+
+    def dist(self, obs_n: torch.Tensor) -> torch.distributions.Distribution:
+        return self.dist_and_features(obs_n)[0]
+
+    def dist_and_features(self, obs_n: torch.Tensor):
+        """The action distribution and, with gSDE, the last hidden features (the noise basis)."""
+        features = None
+        if self.gsde:
+            features = self.actor[:-1](obs_n)
+            out = self.actor[-1](features)
+        else:
+            out = self.actor(obs_n)
+        # No argument checks: they cost more than the small networks' forward pass.
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out, validate_args=False), features
+        if self.gsde:
+            # noise = features @ W with W_ij ~ N(0, std_ij^2): Gaussian with this variance.
+            # Features are detached so exploration does not shape the representation.
+            variance = features.detach().pow(2) @ self.log_std.exp().pow(2)
+            std = (variance + 1e-6).sqrt()
+        else:
+            std = self.log_std.exp()
+        normal = torch.distributions.Normal(out, std, validate_args=False)
+        return torch.distributions.Independent(normal, 1, validate_args=False), features
+
+    def noise_weights(self, num_envs: int) -> torch.Tensor:
+        """gSDE: a fresh weight matrix per env, (num_envs, features, actions)."""
+        std = self.log_std.detach().exp()
+        return torch.randn((num_envs, *std.shape), device=std.device) * std
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.actor(self.normalize(obs))
+        return out.argmax(-1) if self.discrete else out.clamp(self.action_low, self.action_high)
+
+
+def compute_gae(rewards, values, dones, next_value, gamma: float, lam: float):
+    """Generalized advantage estimation over a rollout of shape (T, N).
+
+    dones[t] marks that the episode ended at step t (terminated or truncated; a truncated step's
+    reward already holds gamma * V(final observation)), so nothing flows across episodes:
+    delta_t = r_t + gamma * (1 - done_t) * V(s_{t+1}) - V(s_t)
+    A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1};  returns R_t = A_t + V(s_t).
+    """
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(len(rewards))):
+        next_values = next_value if t == len(rewards) - 1 else values[t + 1]
+        not_done = 1.0 - dones[t]
+        delta = rewards[t] + gamma * not_done * next_values - values[t]
+        last = delta + gamma * lam * not_done * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+# --- end shared: actor_critic ---
+
+
+def a2c_loss(
+    agent: Agent, obs_n, actions, advantages, returns, args: Args
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The policy gradient, the value loss and the entropy bonus on the whole rollout; returns the
+    total loss and its parts for logging."""
+    dist = agent.dist(obs_n)
+    # L = -E[log pi(a|s) A]: the advantage-weighted policy gradient
+    policy_loss = -(dist.log_prob(actions) * advantages).mean()
+    new_values = agent.value(obs_n)
+    value_loss = (new_values - returns).pow(2)
+    value_loss = 0.5 * value_loss.mean()
+    entropy = dist.entropy().mean()
+    # Without an entropy bonus its term stays out of the graph (its gradient would be 0 anyway),
+    # which saves its backward pass.
+    bonus = args.ent_coef * entropy if args.ent_coef else 0.0
+    loss = policy_loss - bonus + args.vf_coef * value_loss
+    parts = {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+    }
+    return loss, {k: v.detach() for k, v in parts.items()}
+
+
+# --- shared: evaluate ---
+def evaluate(policy: nn.Module, args: Args, device, video_dir: str | None = None, prefix="eval"):
+    """Runs args.eval_episodes episodes of the deterministic policy (no exploration noise) on an
+    env of its own; returns their undiscounted returns."""
+    env = make_env(args.env_id, args.seed + 10_000, video_dir, prefix)()
+    returns: list[float] = []
+    obs, _ = env.reset(seed=args.seed + 10_000)
+    while len(returns) < args.eval_episodes:
+        with torch.no_grad():
+            action = policy(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
+        obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
+        if terminated or truncated:
+            returns.append(float(info["episode"]["r"]))
+            obs, _ = env.reset()
+    env.close()
+    return returns
+
+
+# --- end shared: evaluate ---
+
+
+# --- shared: checkpoint ---
+def rng_states(rng: np.random.Generator) -> dict:
+    """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
+    version, mt_state, gauss = random.getstate()
+    state = {"python": [version, list(mt_state), gauss], "numpy": rng.bit_generator.state}
+    state["torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_states(state: dict, rng: np.random.Generator) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+SCRIPT = os.path.basename(__file__)
+"""written into every checkpoint, so another script refuses it"""
+
+
+def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
+    """Writes atomically (temporary file, then os.replace). Refuses non-finite weights, so the last
+    good checkpoint stays; returns whether it wrote. A failed write (a full disk) removes the
+    temporary file and raises OSError in one line."""
+    if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
+        print(f"warning: non-finite weights; not writing {path}, which keeps the last good one")
+        return False
+    try:
+        torch.save({**state, "script": SCRIPT}, f"{path}.tmp")
+        os.replace(f"{path}.tmp", path)
+    except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
+        if os.path.lexists(f"{path}.tmp"):
+            os.remove(f"{path}.tmp")
+        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
+    return True
+
+
+def load_checkpoint(path: str) -> dict:
+    """Reads a checkpoint with weights_only=True; clear errors for a missing or unreadable file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist; check the path given")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(
+            f"checkpoint {path} could not be read ({type(e).__name__}); the file "
+            "is corrupt or not a checkpoint of this script"
+        ) from None
+    if not isinstance(ckpt, dict) or "args" not in ckpt:
+        raise ValueError(f"{path} holds no saved options: it is not a checkpoint of this script")
+    if ckpt.get("script", SCRIPT) != SCRIPT:
+        raise ValueError(f"checkpoint {path} was written by {ckpt['script']}; use that script")
+    unknown = sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__))
+    if unknown:
+        raise ValueError(
+            f"checkpoint {path} sets options this version of the script does not have "
+            f"({', '.join(unknown)}); it was written by another version or another script"
+        )
+    return ckpt
+
+
+def resumed_args(args, ckpt: dict | None):
+    """A resumed run keeps its checkpoint's options but for SESSION_FIELDS; says which options
+    given on the command line it ignores for that."""
+    if ckpt is None:
+        return args
+    session = {name: getattr(args, name) for name in SESSION_FIELDS}
+    resumed, defaults = type(args)(**{**ckpt["args"], **session}), asdict(type(args)())
+    saved = asdict(resumed)
+    ignored = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in asdict(args).items()
+        if str(value) not in (str(defaults[name]), str(saved[name]))  # tuples saved as lists
+    ]
+    if ignored:
+        print(f"warning: --resume keeps the checkpoint's options; ignored {', '.join(ignored)}")
+    return resumed
+
+
+def check_common_args(args) -> None:
+    """Refuses non-finite numbers, checkpoint options that would write nothing, and a run that
+    would end before learning starts."""
+    for name, value in asdict(args).items():
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be finite, got {value}")
+    for name in ["checkpoint_frequency", "save_buffer"]:
+        if getattr(args, name, 0) and not args.save_model:
+            raise ValueError(f"--{name.replace('_', '-')} writes only with --save-model; add it")
+    starts = getattr(args, "learning_starts", 0)
+    if starts >= args.total_timesteps and not args.resume and not args.eval_checkpoint:
+        raise ValueError(
+            f"--learning-starts {starts} is not below --total-timesteps {args.total_timesteps}: "
+            "the run would never learn; lower it or raise the budget"
+        )
+
+
+LOSS_BOUND = 1e15
+"""a loss beyond this has diverged: no sane run gets near it"""
+
+
+def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
+    """Logs losses/{name}; stops the run when it is non-finite or beyond LOSS_BOUND."""
+    value = loss.item()
+    if not abs(value) < LOSS_BOUND:
+        raise FloatingPointError(f"losses/{name} is {value:.4g} at step {step}; stopping ({fix})")
+    writer.add_scalar(f"losses/{name}", value, step)
+
+
+def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
+    """load_state_dict with an error that says why a checkpoint does not fit."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:
+        raise ValueError(
+            f"checkpoint {path} does not fit the {name} network of these arguments "
+            "(other --hidden-sizes, --env-id or script?)"
+        ) from None
+
+
+class StopRequest:
+    """Turns Ctrl-C and SIGTERM into a flag the loop checks once per step, so a run stops at a
+    clean point and saves its checkpoint."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self.handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def crossed(step: int, increment: int, every: int) -> bool:
+    """Whether the step counter passed a multiple of `every` in its last increment."""
+    return every > 0 and step // every != (step - increment) // every
+
+
+# --- end shared: checkpoint ---
+
+
+# --- shared: seeding ---
+def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
+    """Seeds random, numpy and torch; returns the generator this script draws its own noise from."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+    if torch_deterministic and use_cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    return np.random.default_rng(seed)
+
+
+# --- end shared: seeding ---
+
+
+# --- shared: run_name ---
+def new_run_name(args: Args) -> str:
+    """{env_id}__{exp_name}__{seed}__{unix time}, claiming runs/{run_name}/ at once; a time already
+    taken (two runs started in the same second) moves on by a second, so runs never share one."""
+    stamp = int(time.time())
+    while True:
+        run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{stamp}"
+        try:
+            os.makedirs(os.path.join("runs", run_name))
+            return run_name
+        except FileExistsError:
+            stamp += 1
+        except OSError as e:
+            raise OSError(
+                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
+            ) from None
+
+
+# --- end shared: run_name ---
+
+
+# --- shared: log_hyperparameters ---
+def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
+    rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+
+
+# --- end shared: log_hyperparameters ---
+
+
+# --- shared: on_policy_setup ---
+FIX = "try a lower --learning-rate"
+"""what a diverging loss's message suggests"""
+SESSION_FIELDS = [
+    "resume",
+    "total_timesteps",
+    "cuda",
+    "track",
+    "save_model",
+    "checkpoint_frequency",
+    "capture_video",
+]
+"""fields a resumed run takes from the command line; all others come from its checkpoint"""
+
+
+def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
+    """The training envs; raises ValueError for action spaces other than Discrete or bounded Box."""
+    check_env_id(args.env_id)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    space = envs.single_action_space
+    bounded = isinstance(space, gym.spaces.Box) and np.isfinite([space.low, space.high]).all()
+    if not (isinstance(space, gym.spaces.Discrete) or bounded):
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has a {space} action space; this script needs "
+            "Discrete or bounded Box actions"
+        )
+    obs_space = envs.single_observation_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        envs.close()
+        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
+        raise ValueError(
+            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
+            "observations; this script needs flat vector observations"
+        )
+    return envs
+
+
+# --- end shared: on_policy_setup ---
+
+
+def train(args: Args) -> dict:
+    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
+    validate_args(args)
+    check_common_args(args)
+    if args.eval_checkpoint:
+        return evaluate_checkpoint(args)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    if ckpt is not None:
+        args = resumed_args(args, ckpt)
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_vector_env(args)
+    obs_dim = envs.single_observation_space.shape[0]
+    agent = Agent(obs_dim, envs.single_action_space, args).to(device)
+    return_rms = RunningMeanStd(()).to(device)
+    params = list(agent.parameters())
+    optimizer = torch.optim.RMSprop(
+        params, lr=args.learning_rate, alpha=args.rms_alpha, eps=args.rms_eps, foreach=True
+    )
+    rollout_size = args.num_envs * args.num_steps
+    num_updates = -(-args.total_timesteps // rollout_size)
+
+    networks = {"agent": agent, "return_rms": return_rms}
+    global_step, update_count = 0, 0
+    wandb_id = None
+    if ckpt is not None:
+        for name, module in networks.items():
+            load_weights(module, ckpt[name], args.resume, name)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        set_rng_states(ckpt["rng"], rng)
+        global_step, update_count = ckpt["global_step"], ckpt["update_count"]
+        wandb_id = ckpt["wandb_id"]
+    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
+    run_dir = os.path.join("runs", run_name)
+    checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+    if args.track:
+        import wandb
+
+        wandb_id = wandb_id or uuid.uuid4().hex[:12]
+        os.makedirs(run_dir, exist_ok=True)
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            config=vars(args),
+            name=run_name,
+            id=wandb_id,
+            resume="allow",
+            sync_tensorboard=True,
+            save_code=True,
+            dir=run_dir,
+        )
+    writer = SummaryWriter(run_dir, purge_step=global_step if ckpt is not None else None)
+    log_hyperparameters(writer, args)
+
+    def write_checkpoint() -> None:
+        state = {name: module.state_dict() for name, module in networks.items()}
+        state.update(optimizer=optimizer.state_dict(), args=asdict(args), run_name=run_name)
+        state.update(wandb_id=wandb_id, rng=rng_states(rng), global_step=global_step)
+        state.update(recent_returns=torch.tensor(episodic_returns[-100:], dtype=torch.float64))
+        state.update(update_count=update_count)
+        save_checkpoint(checkpoint_path, state, [agent])
+
+    # Rollout storage, (num_steps, num_envs, ...); observations as normalized when acted on.
+    act_shape = () if agent.discrete else envs.single_action_space.shape
+    obs_buf = torch.zeros((args.num_steps, args.num_envs, obs_dim), device=device)
+    actions_buf = torch.zeros((args.num_steps, args.num_envs, *act_shape), device=device)
+    rewards_buf, dones_buf, values_buf = (
+        torch.zeros((args.num_steps, args.num_envs), device=device) for _ in range(3)
+    )
+    discounted_return = np.zeros(args.num_envs)  # what reward normalization scales by
+    low, high = (getattr(envs.single_action_space, b, None) for b in ("low", "high"))
+
+    video_dir = os.path.join("videos", run_name) if args.capture_video else None
+    stop = StopRequest()
+    bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
+    # the last returns before a resume, so the progress line and the summary continue from them
+    episodic_returns: list[float] = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
+    eval_history: list[tuple[int, float]] = []
+    start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
+    obs, _ = envs.reset(seed=args.seed + global_step)
+    try:
+        while update_count < num_updates and not stop.requested:
+            if args.anneal_lr:
+                optimizer.param_groups[0]["lr"] = args.learning_rate * (
+                    1 - update_count / num_updates
+                )
+            for step in range(args.num_steps):
+                obs_t = torch.as_tensor(obs, device=device)
+                if args.normalize_obs:
+                    agent.obs_rms.update(obs_t)
+                if agent.gsde and (
+                    step == 0 or (args.sde_sample_freq and step % args.sde_sample_freq == 0)
+                ):
+                    weights = agent.noise_weights(args.num_envs)
+                with torch.no_grad():
+                    obs_n = agent.normalize(obs_t)
+                    dist, features = agent.dist_and_features(obs_n)
+                    if agent.gsde:
+                        noise = (features.unsqueeze(1) @ weights).squeeze(1)
+                        action = dist.mean + noise
+                    else:
+                        action = dist.sample()
+                    values_buf[step] = agent.value(obs_n)
+                obs_buf[step], actions_buf[step] = obs_n, action
+                action = action.cpu().numpy()
+                next_obs, reward, terminations, truncations, infos = envs.step(
+                    action if agent.discrete else action.clip(low, high)
+                )
+                done = terminations | truncations
+                if args.normalize_reward:
+                    discounted_return = discounted_return * args.gamma + reward
+                    return_rms.update(torch.as_tensor(discounted_return))
+                    reward = reward / np.sqrt(return_rms.var.item() + 1e-8)
+                    reward = reward.clip(-args.reward_clip, args.reward_clip)
+                    discounted_return[done] = 0.0
+                reward = torch.as_tensor(reward, dtype=torch.float32, device=device)
+                # Time limit: the episode did not end, so its last reward carries gamma * V(s_T).
+                for i in np.flatnonzero(truncations & ~terminations):
+                    final = torch.as_tensor(infos["final_obs"][i], device=device)
+                    with torch.no_grad():
+                        reward[i] += args.gamma * agent.value(agent.normalize(final[None]))[0]
+                rewards_buf[step] = reward
+                dones_buf[step] = torch.as_tensor(done, dtype=torch.float32, device=device)
+                if "final_info" in infos:
+                    episode = infos["final_info"]["episode"]
+                    for i in np.flatnonzero(infos["final_info"]["_episode"]):
+                        episodic_returns.append(float(episode["r"][i]))
+                        writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
+                        writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
+                obs = next_obs
+                global_step += args.num_envs
+
+            with torch.no_grad():
+                next_value = agent.value(agent.normalize(torch.as_tensor(obs, device=device)))
+            advantages, returns = compute_gae(
+                rewards_buf, values_buf, dones_buf, next_value, args.gamma, args.gae_lambda
+            )
+            b_obs, b_actions = obs_buf.flatten(0, 1), actions_buf.flatten(0, 1)
+            b_advantages, b_returns = advantages.flatten(), returns.flatten()
+            loss, parts = a2c_loss(agent, b_obs, b_actions, b_advantages, b_returns, args)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+            optimizer.step()
+            update_count += 1
+            bar.update(rollout_size)
+
+            for name, value in parts.items():
+                log_loss(writer, name, value, global_step, FIX)
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            recent = np.mean(episodic_returns[-10:]) if episodic_returns else float("nan")
+            bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
+            if bar.disable and crossed(
+                global_step, rollout_size, max(args.total_timesteps // 20, 1)
+            ):
+                print(
+                    f"step {global_step}/{args.total_timesteps} sps {sps:.0f} "
+                    f"return(last 10) {recent:.1f}",
+                    flush=True,
+                )
+            if (
+                crossed(global_step, rollout_size, args.eval_frequency)
+                and update_count < num_updates
+            ):
+                eval_start = time.perf_counter()
+                returns_ = evaluate(agent, args, device, video_dir, f"eval_step{global_step}")
+                eval_history.append((global_step, float(np.mean(returns_))))
+                writer.add_scalar("eval/episodic_return", np.mean(returns_), global_step)
+                eval_seconds += time.perf_counter() - eval_start
+            if args.save_model and crossed(global_step, rollout_size, args.checkpoint_frequency):
+                write_checkpoint()
+    finally:
+        stop.restore()
+        bar.close()
+        envs.close()
+
+    eval_returns: list[float] = []
+    if not stop.requested:
+        eval_returns = evaluate(agent, args, device, video_dir, f"eval_step{global_step}")
+        eval_history.append((global_step, float(np.mean(eval_returns))))
+        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
+        print(
+            f"step {global_step}: evaluation return {np.mean(eval_returns):.1f} "
+            f"+- {np.std(eval_returns):.1f} over {len(eval_returns)} episodes",
+            flush=True,
+        )
+    if args.save_model:
+        write_checkpoint()
+    elapsed = time.perf_counter() - start_time - eval_seconds
+    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
+    writer.close()
+    if args.track:
+        wandb.finish()
+    return {
+        "global_step": global_step,
+        "update_count": update_count,
+        "episodic_returns": episodic_returns,
+        "eval_returns": eval_returns,
+        "eval_history": eval_history,
+        "sps": (global_step - start_step) / max(elapsed, 1e-9),
+        "run_dir": run_dir,
+        "checkpoint": checkpoint_path if args.save_model else None,
+        "interrupted": stop.requested,
+    }
+
+
+def evaluate_checkpoint(args: Args) -> dict:
+    """--eval-checkpoint: load an agent with its normalization statistics, evaluate it, return."""
+    ckpt = load_checkpoint(args.eval_checkpoint)
+    saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_vector_env(saved)
+    agent = Agent(envs.single_observation_space.shape[0], envs.single_action_space, saved)
+    envs.close()
+    load_weights(agent, ckpt["agent"], args.eval_checkpoint, "agent")
+    video_dir = os.path.join("videos", ckpt["run_name"]) if args.capture_video else None
+    returns = evaluate(agent.to(device), saved, device, video_dir, "eval_checkpoint")
+    print(
+        f"{args.eval_checkpoint}: evaluation return {np.mean(returns):.1f} "
+        f"+- {np.std(returns):.1f} over {len(returns)} episodes"
+    )
+    return {
+        "global_step": ckpt["global_step"],
+        "episodic_returns": [],
+        "eval_returns": returns,
+        "sps": 0.0,
+        "run_dir": os.path.join("runs", ckpt["run_name"]),
+    }
+
+
+if __name__ == "__main__":
+    try:
+        summary = train(tyro.cli(Args))
+    except (ValueError, OSError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:  # before the training loop takes over Ctrl-C, or after it
+        print("interrupted (Ctrl-C) outside the training loop; nothing saved", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(130 if summary.get("interrupted") else 0)
