@@ -178,6 +178,8 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
 
     def thunk() -> gym.Env:
         if video_dir is not None:
+            if "DISPLAY" not in os.environ:  # MuJoCo's default GL (glfw) needs a display
+                os.environ.setdefault("MUJOCO_GL", "egl")
             env = gym.make(env_id, render_mode="rgb_array")
             env = gym.wrappers.RecordVideo(
                 env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix

@@ -9,7 +9,8 @@ speed ratio printed at the end is the median over seeds of ours / SB3 SPS of eac
 
 Counterparts: td3_continuous -> SB3 TD3; ddpg_continuous -> SB3 DDPG (SB3's TD3 with one critic,
 no policy delay and no target smoothing); ppo -> SB3 PPO (VecNormalize for our normalization
-flags); dqn_rainbow -> SB3 DQN, with every Rainbow component switched off. Options SB3 has no
+flags); a2c -> SB3 A2C (RMSprop with our alpha and epsilon); sac_continuous -> SB3 SAC;
+dqn_rainbow -> SB3 DQN, with every Rainbow component switched off. Options SB3 has no
 equivalent for (--per, --noise-type param, --layer-norm, --grad-clip, noise decay, several envs
 for the off-policy scripts, the Rainbow components) are refused rather than silently dropped.
 
@@ -179,6 +180,59 @@ def sb3_ppo(args):
     )
 
 
+def sb3_a2c(args):
+    """SB3's A2C with our Args: same rollout, n-step/GAE returns, RMSprop settings, separate
+    networks, no advantage normalization."""
+    import torch
+    import torch.nn as nn
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(args.env_id, n_envs=args.num_envs, seed=args.seed)
+    lr = (lambda left: args.learning_rate * left) if args.anneal_lr else args.learning_rate
+    return A2C(
+        "MlpPolicy",
+        env,
+        learning_rate=lr,
+        n_steps=args.num_steps,
+        gamma=args.gamma,
+        gae_lambda=args.gae_lambda,
+        ent_coef=args.ent_coef,
+        vf_coef=args.vf_coef,
+        max_grad_norm=args.max_grad_norm,
+        normalize_advantage=False,
+        seed=args.seed,
+        device="cpu",
+        policy_kwargs=dict(
+            net_arch=dict(pi=list(args.hidden_sizes), vf=list(args.hidden_sizes)),
+            activation_fn={"tanh": nn.Tanh, "relu": nn.ReLU}[args.activation],
+            log_std_init=args.log_std_init,
+            optimizer_class=torch.optim.RMSprop,
+            optimizer_kwargs=dict(alpha=args.rms_alpha, eps=args.rms_eps, weight_decay=0),
+        ),
+    )
+
+
+def sb3_sac(args):
+    """SB3's SAC with our Args: the same networks, schedule and temperature (autotuned from 1
+    toward -scale * |A|, or fixed)."""
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    env = gym.make(args.env_id)
+    return SAC(
+        "MlpPolicy",
+        env,
+        tau=args.tau,
+        train_freq=1,
+        gradient_steps=max(1, round(args.updates_per_step)),
+        ent_coef="auto_1.0" if args.autotune else args.alpha,
+        target_entropy=-args.target_entropy_scale * env.action_space.shape[0],
+        policy_kwargs={"net_arch": list(args.hidden_sizes)},
+        **off_policy_kwargs(args),
+    )
+
+
 def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
     """Trains SB3's counterpart with our Args, logging our keys; returns its SPS (evaluation time
     excluded)."""
@@ -195,6 +249,10 @@ def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
     check_supported(args)
     if script == "ppo":
         model = sb3_ppo(args)
+    elif script == "a2c":
+        model = sb3_a2c(args)
+    elif script == "sac_continuous":
+        model = sb3_sac(args)
     elif script == "dqn_rainbow":
         model = sb3_dqn(args)
     else:
@@ -271,7 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "script", choices=["td3_continuous", "ddpg_continuous", "ppo", "dqn_rainbow"]
+        "script",
+        choices=[
+            "td3_continuous",
+            "ddpg_continuous",
+            "sac_continuous",
+            "ppo",
+            "a2c",
+            "dqn_rainbow",
+        ],
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--runs-dir", default=os.path.join(ROOT, "benchmarks", "runs"))

@@ -117,6 +117,25 @@ def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int,
     return groups
 
 
+def collect_csv(paths: list[str], include: str = "") -> dict[tuple[str, str], dict[int, dict]]:
+    """The same groups as collect(), from committed curve CSVs (env_id, exp_name, seed, step,
+    eval_return[, sps]) instead of run directories, so a table is rebuilt from what git holds."""
+    groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
+    for path in paths:
+        with open(path) as f:
+            for row in csv.DictReader(f):
+                if not re.fullmatch(include or ".*", row["exp_name"]):
+                    continue
+                run = groups[(row["env_id"], row["exp_name"])].setdefault(
+                    int(row["seed"]), {"eval": [], "sps": float(row.get("sps") or 0.0)}
+                )
+                run["eval"].append((int(row["step"]), float(row["eval_return"])))
+    for seeds in groups.values():
+        for run in seeds.values():
+            run["eval"].sort()
+    return groups
+
+
 def value_at(curve: list[tuple[int, float]], step: int) -> float | None:
     """The evaluation nearest to `step` if it lies within 3% of it (evaluations fall on each run's
     own grid: every 25k steps for a peer, every 3 rollouts of 8192 for PPO), else None."""
@@ -197,6 +216,9 @@ def update_readme(path: str, table: str, command: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument(
+        "--from-csv", nargs="*", default=[], help="read committed curve CSVs, not --runs-dir"
+    )
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--name", default="report", help="file name of the table and the CSV")
     parser.add_argument("--at", type=int, nargs="*", default=[], help="also tabulate these steps")
@@ -216,9 +238,9 @@ def main() -> None:
     parser.add_argument("--late-from", type=int, help="add: mean evaluation from this step on")
     a = parser.parse_args()
 
-    groups = collect(a.runs_dir, a.include)
+    groups = collect_csv(a.from_csv, a.include) if a.from_csv else collect(a.runs_dir, a.include)
     if not groups:
-        sys.exit(f"no runs with evaluations under {a.runs_dir}")
+        sys.exit(f"no runs with evaluations under {a.from_csv or a.runs_dir}")
     os.makedirs(a.out, exist_ok=True)
     peers = [read_peer(p) for p in a.peer]
     at_cols = "".join(f" eval at {s // 1000}k |" for s in a.at)
@@ -234,10 +256,13 @@ def main() -> None:
     ]
     with open(os.path.join(a.out, f"{a.name}_curves.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["env_id", "exp_name", "seed", "step", "eval_return"])
+        writer.writerow(["env_id", "exp_name", "seed", "step", "eval_return", "sps"])
         for (env_id, exp_name), seeds in sorted(groups.items()):
             for seed, run in sorted(seeds.items()):
-                writer.writerows([env_id, exp_name, seed, s, f"{v:.2f}"] for s, v in run["eval"])
+                writer.writerows(
+                    [env_id, exp_name, seed, s, f"{v:.2f}", f"{run['sps']:.0f}"]
+                    for s, v in run["eval"]
+                )
             finals = np.array([run["eval"][-1][1] for run in seeds.values()])
             last_steps = {run["eval"][-1][0] for run in seeds.values()}
             # a fresh seeded generator per row: a row's interval does not depend on the others
@@ -269,7 +294,7 @@ def main() -> None:
                 f"| {env_id} | {exp_name} | {len(finals)} | "
                 f"{'/'.join(str(s) for s in sorted(last_steps))} | "
                 f"{finals.mean():.1f} +- {finals.std():.1f} | [{lo:.1f}, {hi:.1f}] | "
-                f"{middle} |{cols} {sps:.0f} |"
+                f"{middle} |{cols} {f'{sps:.0f}' if sps else '-'} |"
             )
     for label, curve in peers:
         cols = "".join(
