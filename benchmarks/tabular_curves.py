@@ -66,7 +66,8 @@ def run(seeds: list[int]) -> None:
                     rows.append([label, method, seed, step, f"{value:.3f}", "", online])
                     previous = step
         args = tabular.Args(env_id=env_id, eval_episodes=100, **options)
-        env = gym.make(env_id, **({"is_slippery": options["slippery"]} if options else {}))
+        slippery = {"is_slippery": options["slippery"]} if "slippery" in options else {}
+        env = gym.make(env_id, **slippery)
         n_states, n_actions = env.observation_space.n, env.action_space.n
         _, q_star = tabular.value_iteration(env.unwrapped.P, n_states, n_actions, args.gamma)
         optimal.append([label, f"{np.mean(tabular.evaluate(q_star, args)):.3f}"])
