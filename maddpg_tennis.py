@@ -103,16 +103,16 @@ class Args:
     """exploration noise added to the actions: Gaussian or Ornstein-Uhlenbeck"""
     exploration_noise: float = 0.1
     """action-noise std (OU: sigma) in units of half the action range"""
-    noise_decay_to: float = 0.2
+    noise_decay_to: float = 1.0
     """exploration noise falls linearly to this fraction of its scale over the run (1: no decay)"""
     ou_theta: float = 0.15
     """Ornstein-Uhlenbeck mean reversion rate"""
     ou_dt: float = 1.0
     """Ornstein-Uhlenbeck time step (1: the discrete process most MADDPG code uses, std about
     sigma / sqrt(2 theta))"""
-    shared_actor: bool = False
+    shared_actor: bool = True
     """one actor for all agents (parameter sharing; the agents must be symmetric)"""
-    shared_critic: bool = False
+    shared_critic: bool = True
     """one critic for all agents, each agent's own inputs first (parameter sharing; the agents
     must be symmetric)"""
     independent: bool = False
@@ -1045,7 +1045,14 @@ def train(args: Args) -> dict:
     low, high = envs.action_low, envs.action_high  # (n_agents, act_dim)
     if args.shared_actor and not (np.all(low == low[0]) and np.all(high == high[0])):
         raise ValueError(
-            f"--shared-actor needs agents with equal action bounds; {args.env_id} differs"
+            f"--shared-actor needs agents with equal action bounds; {args.env_id}'s differ: "
+            "pass --no-shared-actor"
+        )
+    obs_dims = getattr(envs, "obs_dims", [obs_dim] * n)  # Tennis: both agents alike
+    if (args.shared_actor or args.shared_critic) and len(set(obs_dims)) > 1:
+        raise ValueError(
+            f"{args.env_id}'s agents observe {obs_dims} values: sharing networks needs "
+            "symmetric agents; pass --no-shared-actor --no-shared-critic"
         )
 
     actor = Actor(n, obs_dim, act_dim, low, high, args).to(device)

@@ -250,6 +250,32 @@ class TwinQNetwork(nn.Module):
         return x.squeeze(-1)
 
 
+class Temperature(nn.Module):
+    """The entropy temperature alpha. Autotuned, log alpha descends
+    J(alpha) = E[-log alpha * (log pi(a|s) + target entropy)]: alpha falls while the policy's
+    entropy -log pi is above the target and rises while it is below."""
+
+    def __init__(self, act_dim: int, args: Args):
+        super().__init__()
+        start = 1.0 if args.autotune else args.alpha
+        self.log_alpha = nn.Parameter(torch.tensor(float(start)).log(), args.autotune)
+        self.target_entropy = -args.target_entropy_scale * act_dim
+        self.loss = torch.zeros(())
+        self.optimizer = torch.optim.Adam([self.log_alpha], lr=args.learning_rate, fused=True)
+
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()
+
+    def update(self, log_prob: torch.Tensor) -> None:
+        if not self.log_alpha.requires_grad:
+            return
+        self.loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.loss.backward()
+        self.optimizer.step()
+        self.loss = self.loss.detach()
+
+
 # --- shared: replay_buffer ---
 class ReplayBuffer:
     """Transitions in preallocated tensors used as a ring; uniform or prioritized sampling.
@@ -371,32 +397,6 @@ def update_actor(obs, actor, qf, qf_target, actor_optimizer, temperature, args: 
     with torch.no_grad():
         torch._foreach_lerp_(list(qf_target.parameters()), list(qf.parameters()), args.tau)
     return actor_loss.detach(), log_prob.detach()
-
-
-class Temperature(nn.Module):
-    """The entropy temperature alpha. Autotuned, log alpha descends
-    J(alpha) = E[-log alpha * (log pi(a|s) + target entropy)]: alpha falls while the policy's
-    entropy -log pi is above the target and rises while it is below."""
-
-    def __init__(self, act_dim: int, args: Args):
-        super().__init__()
-        start = 1.0 if args.autotune else args.alpha
-        self.log_alpha = nn.Parameter(torch.tensor(float(start)).log(), args.autotune)
-        self.target_entropy = -args.target_entropy_scale * act_dim
-        self.loss = torch.zeros(())
-        self.optimizer = torch.optim.Adam([self.log_alpha], lr=args.learning_rate, fused=True)
-
-    def alpha(self) -> torch.Tensor:
-        return self.log_alpha.detach().exp()
-
-    def update(self, log_prob: torch.Tensor) -> None:
-        if not self.log_alpha.requires_grad:
-            return
-        self.loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.loss.backward()
-        self.optimizer.step()
-        self.loss = self.loss.detach()
 
 
 # --- shared: evaluate ---

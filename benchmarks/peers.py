@@ -39,7 +39,10 @@ def parse_script_args(script: str, flags: list[str]):
     import tyro
 
     module = importlib.import_module(script)
-    return module, tyro.cli(module.Args, args=flags)
+    args = tyro.cli(module.Args, args=flags)
+    if hasattr(module, "with_action_space_defaults"):  # ppo.py: options left to the env
+        args = module.with_action_space_defaults(args)
+    return module, args
 
 
 def check_supported(args) -> None:
@@ -238,11 +241,6 @@ def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
     excluded)."""
     import pybullet_envs_gymnasium  # noqa: F401
     import torch
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.vec_env import VecNormalize
-    from torch.utils.tensorboard import SummaryWriter
 
     torch.set_num_threads(1)
     _, args = parse_script_args(script, flags)
@@ -257,7 +255,20 @@ def run_sb3(script: str, flags: list[str], runs_dir: str) -> float:
         model = sb3_dqn(args)
     else:
         model = sb3_td3(script, args)
-    run_name = f"{args.env_id}__sb3_{script.split('_')[0]}__{args.seed}__{int(time.time())}"
+    return learn_and_log(model, args, runs_dir, f"sb3_{script.split('_')[0]}")
+
+
+def learn_and_log(model, args, runs_dir: str, exp_name: str) -> float:
+    """model.learn for args.total_timesteps, logging our keys (episodic returns, deterministic
+    evaluations of args.eval_episodes every args.eval_frequency steps and at the end, SPS without
+    evaluation time) under runs_dir/runs/{env_id}__{exp_name}__{seed}__{time}; returns the SPS."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_name = f"{args.env_id}__{exp_name}__{args.seed}__{int(time.time())}"
     writer = SummaryWriter(os.path.join(runs_dir, "runs", run_name))
 
     class Logger(BaseCallback):

@@ -73,7 +73,9 @@ def planned_steps(events) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int, dict]]:
+def collect(
+    runs_dir: str, include: str = "", until: int | None = None
+) -> dict[tuple[str, str], dict[int, dict]]:
     """(env_id, exp_name) -> seed -> {"eval": [(step, return)], "sps": float}. A run that stopped
     before 90% of its own --total-timesteps or of the furthest run of its group (still running,
     or cut off) is left out, and said so, rather than averaged with finished ones as if its last
@@ -90,9 +92,12 @@ def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int,
         events = load_events(run_dir)
         scalars = scalars_of(events)
         evals = sorted(dict(scalars.get("eval/episodic_return", [])).items())
+        evals = [(s, v) for s, v in evals if until is None or s <= until]
         if not evals:
             continue
         planned = planned_steps(events)
+        if until is not None and planned is not None:
+            planned = min(planned, until)
         if planned is not None and evals[-1][0] < 0.9 * planned:
             print(
                 f"left out {env_id} {exp_name} seed {seed}: it stops at step {evals[-1][0]} "
@@ -117,7 +122,9 @@ def collect(runs_dir: str, include: str = "") -> dict[tuple[str, str], dict[int,
     return groups
 
 
-def collect_csv(paths: list[str], include: str = "") -> dict[tuple[str, str], dict[int, dict]]:
+def collect_csv(
+    paths: list[str], include: str = "", until: int | None = None
+) -> dict[tuple[str, str], dict[int, dict]]:
     """The same groups as collect(), from committed curve CSVs (env_id, exp_name, seed, step,
     eval_return[, sps]) instead of run directories, so a table is rebuilt from what git holds."""
     groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
@@ -125,6 +132,8 @@ def collect_csv(paths: list[str], include: str = "") -> dict[tuple[str, str], di
         with open(path) as f:
             for row in csv.DictReader(f):
                 if not re.fullmatch(include or ".*", row["exp_name"]):
+                    continue
+                if until is not None and int(row["step"]) > until:
                     continue
                 run = groups[(row["env_id"], row["exp_name"])].setdefault(
                     int(row["seed"]), {"eval": [], "sps": float(row.get("sps") or 0.0)}
@@ -236,9 +245,15 @@ def main() -> None:
     )
     parser.add_argument("--solve-at", type=float, help="add: steps to the first evaluation >= this")
     parser.add_argument("--late-from", type=int, help="add: mean evaluation from this step on")
+    parser.add_argument(
+        "--until", type=int, help="use evaluations up to this step (runs stopped there count)"
+    )
     a = parser.parse_args()
 
-    groups = collect_csv(a.from_csv, a.include) if a.from_csv else collect(a.runs_dir, a.include)
+    if a.from_csv:
+        groups = collect_csv(a.from_csv, a.include, a.until)
+    else:
+        groups = collect(a.runs_dir, a.include, a.until)
     if not groups:
         sys.exit(f"no runs with evaluations under {a.from_csv or a.runs_dir}")
     os.makedirs(a.out, exist_ok=True)
@@ -254,7 +269,9 @@ def main() -> None:
         f"| env | variant | seeds | steps | final eval (mean +- std) | 95% CI | IQM |{at_cols} SPS |",
         "|-|-|-|-|-|-|-|" + "-|" * (len(a.at) + len(extra)) + "-|",
     ]
-    with open(os.path.join(a.out, f"{a.name}_curves.csv"), "w", newline="") as f:
+    # read from CSVs, the inputs are the committed data: no second copy of them is written
+    curves = os.devnull if a.from_csv else os.path.join(a.out, f"{a.name}_curves.csv")
+    with open(curves, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["env_id", "exp_name", "seed", "step", "eval_return", "sps"])
         for (env_id, exp_name), seeds in sorted(groups.items()):

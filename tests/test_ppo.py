@@ -287,3 +287,30 @@ def test_ortho_init_gives_orthogonal_layers_with_a_small_policy_head(ortho_init)
             orthogonal = torch.allclose(gram, gain**2 * torch.eye(len(gram)), atol=1e-4)
             assert orthogonal == ortho_init
             assert bool((layer.bias == 0).all()) == ortho_init
+
+
+def test_defaults_follow_the_action_space_unless_a_flag_is_given():
+    """Discrete tasks get RL Zoo's CartPole settings, Box tasks the PPO paper's MuJoCo settings
+    (SB3's defaults); a value given on the command line is kept."""
+    d = ppo.with_action_space_defaults(ppo.Args(env_id="CartPole-v1"))
+    assert (d.num_envs, d.num_steps, d.learning_rate, d.gamma, d.gae_lambda) == (
+        8,
+        32,
+        1e-3,
+        0.98,
+        0.8,
+    )
+    assert (d.num_minibatches, d.update_epochs) == (1, 20)
+    c = ppo.with_action_space_defaults(ppo.Args(env_id="Pendulum-v1"))
+    assert (c.num_envs, c.num_steps, c.learning_rate, c.gamma, c.gae_lambda) == (
+        1,
+        2048,
+        3e-4,
+        0.99,
+        0.95,
+    )
+    assert (c.num_minibatches, c.update_epochs) == (32, 10)
+    given = ppo.with_action_space_defaults(ppo.Args(env_id="Pendulum-v1", num_steps=64))
+    assert given.num_steps == 64 and given.num_envs == 1
+    with pytest.raises(ValueError, match="did you mean CartPole-v1"):
+        ppo.with_action_space_defaults(ppo.Args(env_id="CartPole-v7"))

@@ -1,0 +1,98 @@
+"""Out of the box: each script with nothing but --env-id and a budget, beside the same
+Stable-Baselines3 algorithm with SB3's own defaults, at the same budget and evaluation.
+
+Every (script, env, budget) of the suite runs for each seed: ours as
+`python {script}.py --env-id ENV --total-timesteps N --seed S` (plus the evaluation schedule, the
+same for both: 10 deterministic episodes every N/10 steps and at the end), then SB3's algorithm
+made with nothing but its policy, the env and the seed. Both log the same keys under
+--runs-dir/runs/, so `benchmarks/report.py` tabulates them; `--csv` writes every evaluation of the
+suite to one committed file from which `make_reports.sh` rebuilds the table.
+
+The tasks are ones the defaults were not tuned on. Usage:
+    python benchmarks/ootb.py --runs-dir benchmarks/runs/ootb --tasks ppo:LunarLanderContinuous-v3:200000 --seeds 1 2
+    python benchmarks/ootb.py --runs-dir benchmarks/runs/ootb --suite --seeds 1 2 3
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SB3 = {
+    "ppo": "PPO",
+    "a2c": "A2C",
+    "td3_continuous": "TD3",
+    "ddpg_continuous": "DDPG",
+    "sac_continuous": "SAC",
+    "dqn_rainbow": "DQN",
+}
+SUITE = [  # script:env:budget; three discrete and three continuous tasks, none tuned for
+    "dqn_rainbow:Acrobot-v1:50000",
+    "dqn_rainbow:MountainCar-v0:100000",
+    "ppo:Acrobot-v1:100000",
+    "ppo:LunarLander-v3:200000",
+    "ppo:LunarLanderContinuous-v3:200000",
+    "ppo:InvertedPendulumBulletEnv-v0:100000",
+    "td3_continuous:InvertedPendulumBulletEnv-v0:30000",
+    "td3_continuous:LunarLanderContinuous-v3:100000",
+    "sac_continuous:InvertedPendulumBulletEnv-v0:30000",
+    "sac_continuous:LunarLanderContinuous-v3:100000",
+    "ddpg_continuous:InvertedPendulumBulletEnv-v0:30000",
+]
+
+
+def sb3_worker(script: str, env_id: str, steps: int, seed: int, runs_dir: str) -> None:
+    """SB3's algorithm with its defaults, evaluated and logged as ours are."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import gymnasium as gym
+    import pybullet_envs_gymnasium  # noqa: F401
+    import stable_baselines3
+    import torch
+
+    from peers import learn_and_log
+
+    torch.set_num_threads(1)
+    algo = getattr(stable_baselines3, SB3[script])
+    model = algo("MlpPolicy", gym.make(env_id), seed=seed, device="cpu")
+    args = SimpleNamespace(
+        env_id=env_id, seed=seed, total_timesteps=steps, eval_frequency=steps // 10, eval_episodes=10
+    )
+    learn_and_log(model, args, runs_dir, f"sb3_{SB3[script].lower()}_defaults")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="*", default=[], help="script:env_id:budget")
+    parser.add_argument("--suite", action="store_true", help="every task of SUITE")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--runs-dir", default=os.path.join(ROOT, "benchmarks", "runs", "ootb"))
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    a = parser.parse_args()
+    if a.worker:
+        script, env_id, steps, seed = a.worker
+        sb3_worker(script, env_id, int(steps), int(seed), a.runs_dir)
+        return 0
+    tasks = (SUITE if a.suite else []) + a.tasks
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    os.makedirs(a.runs_dir, exist_ok=True)
+    failed = 0
+    for task in tasks:
+        script, env_id, steps = task.split(":")
+        for seed in a.seeds:
+            evals = ["--eval-frequency", str(int(steps) // 10), "--eval-episodes", "10"]
+            ours = [sys.executable, os.path.join(ROOT, f"{script}.py"), "--env-id", env_id]
+            ours += ["--total-timesteps", steps, "--seed", str(seed), *evals]
+            peer = [sys.executable, os.path.abspath(__file__), "--runs-dir", a.runs_dir]
+            peer += ["--worker", script, env_id, steps, str(seed)]
+            for label, cmd in [("ours", ours), ("SB3", peer)]:
+                out = subprocess.run(cmd, cwd=a.runs_dir, env=env, capture_output=True, text=True)
+                status = "ok" if out.returncode == 0 else f"failed:\n{out.stderr[-1500:]}"
+                print(f"{task} seed {seed} {label}: {status}", flush=True)
+                failed += out.returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
