@@ -48,7 +48,7 @@ def our_args(env_id: str, steps: int):
     sys.path.insert(0, ROOT)
     import ppo
 
-    return ppo, ppo.Args(
+    args = ppo.Args(
         env_id=env_id,
         total_timesteps=steps,
         eval_frequency=0,
@@ -56,6 +56,7 @@ def our_args(env_id: str, steps: int):
         cuda=False,
         **SETTINGS[env_id],
     )
+    return ppo, ppo.with_action_space_defaults(args)
 
 
 def run_ours(env_id: str, steps: int) -> float:
