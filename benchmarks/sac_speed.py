@@ -6,8 +6,8 @@ update per step), one thread each, and no evaluation. Each run is its own proces
 alternate (A B A B ...) so that drifts in machine load hit them alike. SPS is taken over the whole
 run (warm-up and learning) for both.
 
-The `floor` variant is no learner: each step it takes one env step with a random action and runs
-the networks' passes of one SAC update on a batch of the same size (the actor's sample at s' and
+The `floor` variant is no learner: it takes the same random warm-up steps, then each step it takes
+one env step with a random action and runs the networks' passes of one SAC update on a batch of the same size (the actor's sample at s' and
 the twin target critics forward, the twin critics forward and backward, and the actor's sample at
 s through both critics forward and backward), with no sampling from a buffer, losses, optimizer or
 target updates. Its ratio to SB3 bounds what a learner running these passes in eager PyTorch can
@@ -44,7 +44,7 @@ def run_ours(env_id: str, warmup: int, steps: int) -> float:
     return sac.train(args)["sps"]
 
 
-def run_floor(env_id: str, steps: int) -> float:
+def run_floor(env_id: str, warmup: int, steps: int) -> float:
     """SPS of the env steps and one update's network passes per step (see the docstring)."""
     sys.path.insert(0, ROOT)
     import torch
@@ -60,10 +60,12 @@ def run_floor(env_id: str, steps: int) -> float:
     env.reset(seed=args.seed)
     env.action_space.seed(args.seed)
     start = time.perf_counter()
-    for _ in range(steps):
+    for step in range(warmup + steps):
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         if terminated or truncated:
             env.reset()
+        if step < warmup:
+            continue
         with torch.no_grad():
             qf_target(obs, actor.sample(obs)[0])
         qf(obs, actions).sum().backward()
@@ -71,7 +73,7 @@ def run_floor(env_id: str, steps: int) -> float:
         sampled, log_prob = actor.sample(obs)
         (qf(obs, sampled).min(0).values - log_prob).sum().backward()
         qf.requires_grad_(True)
-    return steps / (time.perf_counter() - start)
+    return (warmup + steps) / (time.perf_counter() - start)
 
 
 def run_sb3(env_id: str, warmup: int, steps: int) -> float:
@@ -122,7 +124,7 @@ def main() -> None:
         if a.worker == "sb3":
             sps = run_sb3(a.env_id, a.warmup, a.steps)
         elif a.worker == "floor":
-            sps = run_floor(a.env_id, a.steps)
+            sps = run_floor(a.env_id, a.warmup, a.steps)
         else:
             sps = run_ours(a.env_id, a.warmup, a.steps)
         print(json.dumps({"sps": sps}))
