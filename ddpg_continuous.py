@@ -20,6 +20,11 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
+    signal.signal(
+        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
+    )
+
 import gymnasium as gym
 import numpy as np
 import pybullet_envs_gymnasium  # noqa: F401  (registers the Bullet envs)
@@ -937,7 +942,4 @@ if __name__ == "__main__":
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:  # before the training loop takes over Ctrl-C, or after it
-        print("interrupted (Ctrl-C) outside the training loop; nothing saved", file=sys.stderr)
-        sys.exit(130)
     sys.exit(130 if summary.get("interrupted") else 0)

@@ -18,6 +18,7 @@ and evaluation uses them.
 Usage: python ppo.py --env-id CartPole-v1
 """
 
+import dataclasses
 import difflib
 import os
 import random
@@ -25,9 +26,13 @@ import signal
 import sys
 import time
 import uuid
-import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Literal
+
+if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
+    signal.signal(
+        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
+    )
 
 import gymnasium as gym
 import numpy as np
@@ -926,7 +931,4 @@ if __name__ == "__main__":
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:  # before the training loop takes over Ctrl-C, or after it
-        print("interrupted (Ctrl-C) outside the training loop; nothing saved", file=sys.stderr)
-        sys.exit(130)
     sys.exit(130 if summary.get("interrupted") else 0)

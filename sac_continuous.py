@@ -18,6 +18,11 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 
+if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
+    signal.signal(
+        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
+    )
+
 import gymnasium as gym
 import numpy as np
 import pybullet_envs_gymnasium  # noqa: F401  (registers the Bullet envs)
@@ -910,7 +915,4 @@ if __name__ == "__main__":
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:  # before the training loop takes over Ctrl-C, or after it
-        print("interrupted (Ctrl-C) outside the training loop; nothing saved", file=sys.stderr)
-        sys.exit(130)
     sys.exit(130 if summary.get("interrupted") else 0)

@@ -13,11 +13,17 @@ import difflib
 import json
 import os
 import random
+import signal
 import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Literal
+
+if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
+    signal.signal(
+        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
+    )
 
 import gymnasium as gym
 import numpy as np
@@ -473,6 +479,3 @@ if __name__ == "__main__":
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted (Ctrl-C); nothing saved", file=sys.stderr)
-        sys.exit(130)

@@ -296,3 +296,18 @@ def test_a_resumed_run_continues_from_the_returns_before_it(script, in_tmp, caps
     )
     assert more["episodic_returns"][: len(before)] == before
     assert "return(last 10) nan" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script", ALL + [__import__("a2c"), __import__("tabular")], ids=name)
+def test_ctrl_c_while_the_libraries_load_ends_in_one_line(script, in_tmp):
+    """SIGINT half a second after the start lands while torch and gymnasium are imported."""
+    import signal
+    import time
+
+    cmd = [sys.executable, os.path.join(ROOT, f"{script.__name__}.py")]
+    proc = subprocess.Popen(cmd, cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and b"Traceback" not in err, err.decode()[-2000:]
+    assert err.decode().strip().splitlines()[-1] == "interrupted (Ctrl-C) outside the training loop"
