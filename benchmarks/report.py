@@ -1,18 +1,27 @@
-"""Learning curves and a results table from the TensorBoard event files of finished runs.
+"""Learning curves and a results table from committed curve CSVs, or from finished runs.
 
-Reads every run directory `runs/{env_id}__{exp_name}__{seed}__{time}` under --runs-dir (no network,
-no W&B), groups runs by env and exp_name, and writes into --out:
-- `{name}_{env_id}.png`: deterministic-evaluation return against steps, the mean over seeds with the spread
-  (min to max) shaded, one line per exp_name, plus any peer curves given with --peer;
+Every report is built from a curve CSV, one row per evaluation: script, env_id, exp_name (the
+variant), seed, step, eval_return, sps (the run's median logged SPS; empty where it was not kept)
+and commit (the git commit of the code that made the run). Two ways in:
+- `--runs-dir DIR`: reads the TensorBoard event files of every run directory
+  `{env_id}__{exp_name}__{seed}__{time}` under DIR (no network, no W&B) and merges its runs into
+  `{out}/{name}_curves.csv` (a run already there is replaced, other rows stay), then reports from
+  that CSV. This is how new runs enter the committed data; commit the CSV with the report.
+  `--commit` names the code that made the runs (default: `git rev-parse --short HEAD` now).
+- `--from-csv FILE...`: reports from committed CSVs alone (what `make_reports.sh` does).
+
+Outputs in --out:
+- `{name}_{env_id}.png`: deterministic-evaluation return against steps, the mean over seeds with
+  the spread (min to max) shaded, one line per exp_name, plus any peer curves given with --peer;
 - `{name}.md`: a table of final evaluation returns (mean +- std, 95% bootstrap CI over seeds, the
-  interquartile mean with 5 or more seeds), evaluation returns at chosen steps, and SPS;
-- `{name}_curves.csv`: every evaluation point of every run, so the numbers can be re-plotted;
-- `{name}_sps.png`: training speed (median SPS over seeds) of each variant on each env;
-- with --readme, the table and the command that made it replace the README's results block
-  (between `<!-- results:start -->` and `<!-- results:end -->`).
+  interquartile mean with 5 or more seeds), evaluation returns at chosen steps, SPS and commits;
+- `{name}_sps.png`: training speed (median SPS over seeds) of the variants whose SPS was kept.
+The outputs are deterministic (fixed bootstrap seeds, PNGs without a Software/date stamp), so
+rebuilding them from the same CSVs leaves git clean.
 
 Usage: python benchmarks/report.py --runs-dir benchmarks/runs/runs --out benchmarks/results \
-           --name continuous --peer "SB3 TD3 (RL Zoo)=../shared/peers/sb3_td3_HopperBulletEnv-v0_seed1.jsonl"
+           --name continuous --peer "SB3 TD3 (RL Zoo)=benchmarks/results/peers/sb3_td3_HopperBulletEnv-v0_seed1.jsonl"
+       python benchmarks/report.py --from-csv benchmarks/results/continuous_curves.csv --name continuous
 """
 
 import argparse
@@ -20,11 +29,38 @@ import csv
 import json
 import os
 import re
-import shlex
+import subprocess
 import sys
 from collections import defaultdict
 
 import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLUMNS = ["script", "env_id", "exp_name", "seed", "step", "eval_return", "sps", "commit"]
+PNG = {"Software": None}
+"""PNG metadata: no matplotlib version stamp, so a rebuilt figure is byte-identical"""
+
+
+def script_of(exp_name: str) -> str:
+    """The script behind a variant: `sb3_*` runs come from benchmarks/peers.py, the others from
+    the root script whose name the exp_name starts with (run.py names variants `{script}_{label}`).
+    """
+    if exp_name.startswith("sb3_"):
+        return "benchmarks/peers.py"
+    stems = [f[:-3] for f in os.listdir(ROOT) if f.endswith(".py")]
+    found = [s for s in stems if exp_name == s or exp_name.startswith(s + "_")]
+    return f"{max(found, key=len)}.py" if found else ""
+
+
+def head_commit() -> str:
+    """The short hash of the checkout's HEAD, or "" outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+    except OSError:
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def load_events(run_dir: str):
@@ -74,9 +110,10 @@ def planned_steps(events) -> int | None:
 
 
 def collect(
-    runs_dir: str, include: str = "", until: int | None = None
+    runs_dir: str, include: str = "", until: int | None = None, commit: str = ""
 ) -> dict[tuple[str, str], dict[int, dict]]:
-    """(env_id, exp_name) -> seed -> {"eval": [(step, return)], "sps": float}. A run that stopped
+    """(env_id, exp_name) -> seed -> {"eval": [(step, return)], "sps": float, "script": str,
+    "commit": str} from run directories, `commit` naming the code that made them. A run that stopped
     before 90% of its own --total-timesteps or of the furthest run of its group (still running,
     or cut off) is left out, and said so, rather than averaged with finished ones as if its last
     evaluation were final."""
@@ -109,6 +146,8 @@ def collect(
         groups[(env_id, exp_name)][seed] = {
             "eval": evals,
             "sps": float(np.median(sps)) if sps else 0.0,
+            "script": script_of(exp_name),
+            "commit": commit,
         }
     for key, seeds in groups.items():
         furthest = max(run["eval"][-1][0] for run in seeds.values())
@@ -125,8 +164,8 @@ def collect(
 def collect_csv(
     paths: list[str], include: str = "", until: int | None = None
 ) -> dict[tuple[str, str], dict[int, dict]]:
-    """The same groups as collect(), from committed curve CSVs (env_id, exp_name, seed, step,
-    eval_return[, sps]) instead of run directories, so a table is rebuilt from what git holds."""
+    """The same groups as collect(), from committed curve CSVs (see COLUMNS) instead of run
+    directories, so a table is rebuilt from what git holds."""
     groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for path in paths:
         with open(path) as f:
@@ -136,13 +175,42 @@ def collect_csv(
                 if until is not None and int(row["step"]) > until:
                     continue
                 run = groups[(row["env_id"], row["exp_name"])].setdefault(
-                    int(row["seed"]), {"eval": [], "sps": float(row.get("sps") or 0.0)}
+                    int(row["seed"]),
+                    {
+                        "eval": [],
+                        "sps": float(row.get("sps") or 0.0),
+                        "script": row.get("script", ""),
+                        "commit": row.get("commit", ""),
+                    },
                 )
                 run["eval"].append((int(row["step"]), float(row["eval_return"])))
     for seeds in groups.values():
         for run in seeds.values():
             run["eval"].sort()
     return groups
+
+
+def write_csv(path: str, groups: dict) -> None:
+    """Every evaluation of every run in `groups`, one row each (COLUMNS), in a stable order."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for (env_id, exp_name), seeds in sorted(groups.items()):
+            for seed, run in sorted(seeds.items()):
+                sps = f"{run['sps']:.0f}" if run["sps"] else ""
+                writer.writerows(
+                    [run["script"], env_id, exp_name, seed, s, f"{v:.2f}", sps, run["commit"]]
+                    for s, v in run["eval"]
+                )
+
+
+def merge_into_csv(path: str, new: dict) -> None:
+    """Adds the runs in `new` to the curve CSV at `path` (created if missing); a run (env, variant,
+    seed) already there is replaced by its new rows."""
+    groups = collect_csv([path]) if os.path.exists(path) else defaultdict(dict)
+    for key, seeds in new.items():
+        groups[key].update(seeds)
+    write_csv(path, groups)
 
 
 def value_at(curve: list[tuple[int, float]], step: int) -> float | None:
@@ -189,11 +257,15 @@ def plot(env_id: str, groups: dict, peers: list, baselines: list, path: str) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata=PNG)
     plt.close(fig)
 
 
 def plot_sps(groups: dict, path: str) -> None:
+    """A bar per variant and env whose runs kept their SPS; nothing when none did."""
+    groups = {k: v for k, v in groups.items() if all(r["sps"] for r in v.values())}
+    if not groups:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,7 +278,7 @@ def plot_sps(groups: dict, path: str) -> None:
     ax.set_xticks(range(len(sps)), labels, fontsize=7)
     ax.set(ylabel="steps per second (median over seeds)", title="training speed")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata=PNG)
     plt.close(fig)
 
 
@@ -230,6 +302,12 @@ def main() -> None:
     )
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--name", default="report", help="file name of the table and the CSV")
+    parser.add_argument(
+        "--commit", help="with --runs-dir: the commit that made the runs (default: HEAD now)"
+    )
+    parser.add_argument(
+        "--csv-only", action="store_true", help="with --runs-dir: only merge the runs into the CSV"
+    )
     parser.add_argument("--at", type=int, nargs="*", default=[], help="also tabulate these steps")
     parser.add_argument("--peer", action="append", default=[], help="LABEL=path.jsonl (env: first)")
     parser.add_argument("--peer-env", default="HopperBulletEnv-v0", help="the env peers belong to")
@@ -239,7 +317,6 @@ def main() -> None:
         default=[],
         help="ENV=LABEL=VALUE: a reference level (e.g. random play) drawn on ENV's plot",
     )
-    parser.add_argument("--readme", help="also write the table into this README's results block")
     parser.add_argument(
         "--include", default="", help="only variants (exp_name) matching this regex"
     )
@@ -250,79 +327,22 @@ def main() -> None:
     )
     a = parser.parse_args()
 
-    if a.from_csv:
-        groups = collect_csv(a.from_csv, a.include, a.until)
-    else:
-        groups = collect(a.runs_dir, a.include, a.until)
-    if not groups:
-        sys.exit(f"no runs with evaluations under {a.from_csv or a.runs_dir}")
     os.makedirs(a.out, exist_ok=True)
+    if a.from_csv:
+        sources = a.from_csv
+    else:  # new runs enter the committed data through their curve CSV, and are reported from it
+        runs = collect(a.runs_dir, a.include, a.until, a.commit or head_commit())
+        if not runs:
+            sys.exit(f"no runs with evaluations under {a.runs_dir}")
+        sources = [os.path.join(a.out, f"{a.name}_curves.csv")]
+        merge_into_csv(sources[0], runs)
+        if a.csv_only:
+            return
+    groups = collect_csv(sources, a.include, a.until)
+    if not groups:
+        sys.exit(f"no runs with evaluations in {sources}")
     peers = [read_peer(p) for p in a.peer]
-    at_cols = "".join(f" eval at {s // 1000}k |" for s in a.at)
-    extra = []
-    if a.solve_at is not None:
-        extra.append(f"steps to {a.solve_at:g} (mean, seeds that got there)")
-    if a.late_from is not None:
-        extra.append(f"mean eval from {a.late_from // 1000}k")
-    at_cols += "".join(f" {name} |" for name in extra)
-    lines = [
-        f"| env | variant | seeds | steps | final eval (mean +- std) | 95% CI | IQM |{at_cols} SPS |",
-        "|-|-|-|-|-|-|-|" + "-|" * (len(a.at) + len(extra)) + "-|",
-    ]
-    # read from CSVs, the inputs are the committed data: no second copy of them is written
-    curves = os.devnull if a.from_csv else os.path.join(a.out, f"{a.name}_curves.csv")
-    with open(curves, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["env_id", "exp_name", "seed", "step", "eval_return", "sps"])
-        for (env_id, exp_name), seeds in sorted(groups.items()):
-            for seed, run in sorted(seeds.items()):
-                writer.writerows(
-                    [env_id, exp_name, seed, s, f"{v:.2f}", f"{run['sps']:.0f}"]
-                    for s, v in run["eval"]
-                )
-            finals = np.array([run["eval"][-1][1] for run in seeds.values()])
-            last_steps = {run["eval"][-1][0] for run in seeds.values()}
-            # a fresh seeded generator per row: a row's interval does not depend on the others
-            lo, hi = bootstrap_ci(finals, np.random.default_rng(0))
-            middle = f"{iqm(finals):.1f}" if len(finals) >= 5 else "-"
-            cols = ""
-            for step in a.at:
-                vals = [value_at(run["eval"], step) for run in seeds.values()]
-                vals = [v for v in vals if v is not None]
-                cols += f" {np.mean(vals):.1f} |" if vals else " - |"
-            if a.solve_at is not None:
-                solved = [
-                    next((s for s, v in run["eval"] if v >= a.solve_at), None)
-                    for run in seeds.values()
-                ]
-                solved = [s for s in solved if s is not None]
-                cols += (
-                    f" {np.mean(solved):.0f} ({len(solved)}/{len(seeds)}) |" if solved else " - |"
-                )
-            if a.late_from is not None:
-                late = [
-                    np.mean([v for s, v in run["eval"] if s >= a.late_from])
-                    for run in seeds.values()
-                    if run["eval"][-1][0] >= a.late_from
-                ]
-                cols += f" {np.mean(late):.1f} |" if late else " - |"
-            sps = np.median([run["sps"] for run in seeds.values()])
-            lines.append(
-                f"| {env_id} | {exp_name} | {len(finals)} | "
-                f"{'/'.join(str(s) for s in sorted(last_steps))} | "
-                f"{finals.mean():.1f} +- {finals.std():.1f} | [{lo:.1f}, {hi:.1f}] | "
-                f"{middle} |{cols} {f'{sps:.0f}' if sps else '-'} |"
-            )
-    for label, curve in peers:
-        cols = "".join(
-            f" {value_at(curve, s):.1f} |" if value_at(curve, s) is not None else " - |"
-            for s in a.at
-        ) + " - |" * len(extra)
-        lines.append(
-            f"| {a.peer_env} | {label} (peer) | 1 | {curve[-1][0]} | {curve[-1][1]:.1f} | "
-            f"- | - |{cols} - |"
-        )
-    table = "\n".join(lines)
+    table = make_table(groups, peers, a)
     with open(os.path.join(a.out, f"{a.name}.md"), "w") as f:
         f.write(table + "\n")
     print(table)
@@ -341,8 +361,67 @@ def main() -> None:
             os.path.join(a.out, f"{a.name}_{env_id}.png"),
         )
     plot_sps(groups, os.path.join(a.out, f"{a.name}_sps.png"))
-    if a.readme:
-        update_readme(a.readme, table, "python benchmarks/report.py " + shlex.join(sys.argv[1:]))
+
+
+def make_table(groups: dict, peers: list, a: argparse.Namespace) -> str:
+    """The markdown table: a row per (env, variant), then a row per peer."""
+    at_cols = "".join(f" eval at {s // 1000}k |" for s in a.at)
+    extra = []
+    if a.solve_at is not None:
+        extra.append(f"steps to {a.solve_at:g} (mean, seeds that got there)")
+    if a.late_from is not None:
+        extra.append(f"mean eval from {a.late_from // 1000}k")
+    at_cols += "".join(f" {name} |" for name in extra)
+    lines = [
+        f"| env | variant | seeds | steps | final eval (mean +- std) | 95% CI | IQM |{at_cols} SPS "
+        "| commit |",
+        "|-|-|-|-|-|-|-|" + "-|" * (len(a.at) + len(extra)) + "-|-|",
+    ]
+    for (env_id, exp_name), seeds in sorted(groups.items()):
+        finals = np.array([run["eval"][-1][1] for run in seeds.values()])
+        last_steps = {run["eval"][-1][0] for run in seeds.values()}
+        # a fresh seeded generator per row: a row's interval does not depend on the others
+        lo, hi = bootstrap_ci(finals, np.random.default_rng(0))
+        middle = f"{iqm(finals):.1f}" if len(finals) >= 5 else "-"
+        cols = ""
+        for step in a.at:
+            vals = [value_at(run["eval"], step) for run in seeds.values()]
+            vals = [v for v in vals if v is not None]
+            cols += f" {np.mean(vals):.1f} |" if vals else " - |"
+        if a.solve_at is not None:
+            solved = [
+                next((s for s, v in run["eval"] if v >= a.solve_at), None) for run in seeds.values()
+            ]
+            solved = [s for s in solved if s is not None]
+            cols += f" {np.mean(solved):.0f} ({len(solved)}/{len(seeds)}) |" if solved else " - |"
+        if a.late_from is not None:
+            late = [
+                np.mean([v for s, v in run["eval"] if s >= a.late_from])
+                for run in seeds.values()
+                if run["eval"][-1][0] >= a.late_from
+            ]
+            cols += f" {np.mean(late):.1f} |" if late else " - |"
+        # SPS only where every seed kept it (runs logged with several sharing the cores: not a
+        # speed comparison, the speed tables are)
+        sps = [run["sps"] for run in seeds.values()]
+        sps = f"{np.median(sps):.0f}" if all(sps) else "-"
+        commits = " ".join(sorted({run["commit"] for run in seeds.values()})) or "-"
+        lines.append(
+            f"| {env_id} | {exp_name} | {len(finals)} | "
+            f"{'/'.join(str(s) for s in sorted(last_steps))} | "
+            f"{finals.mean():.1f} +- {finals.std():.1f} | [{lo:.1f}, {hi:.1f}] | "
+            f"{middle} |{cols} {sps} | {commits} |"
+        )
+    for label, curve in peers:
+        cols = "".join(
+            f" {value_at(curve, s):.1f} |" if value_at(curve, s) is not None else " - |"
+            for s in a.at
+        ) + " - |" * len(extra)
+        lines.append(
+            f"| {a.peer_env} | {label} (peer) | 1 | {curve[-1][0]} | {curve[-1][1]:.1f} | "
+            f"- | - |{cols} - | - |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

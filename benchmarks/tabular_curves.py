@@ -42,6 +42,10 @@ def run(seeds: list[int]) -> None:
 
     import tabular
 
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from report import COLUMNS, head_commit
+
+    commit = head_commit()  # the code these runs are made with
     os.chdir(tempfile.mkdtemp())
     rows, optimal = [], []
     for label, (env_id, steps, every, options) in TASKS.items():
@@ -63,7 +67,19 @@ def run(seeds: list[int]) -> None:
                 for step, value in summary["eval_history"]:
                     window = returns[(lengths > previous) & (lengths <= step)]
                     online = f"{window.mean():.3f}" if len(window) else ""
-                    rows.append([label, method, seed, step, f"{value:.3f}", "", online])
+                    rows.append(
+                        [
+                            "tabular.py",
+                            label,
+                            method,
+                            seed,
+                            step,
+                            f"{value:.3f}",
+                            "",
+                            commit,
+                            online,
+                        ]
+                    )
                     previous = step
         args = tabular.Args(env_id=env_id, eval_episodes=100, **options)
         slippery = {"is_slippery": options["slippery"]} if "slippery" in options else {}
@@ -71,8 +87,7 @@ def run(seeds: list[int]) -> None:
         n_states, n_actions = env.observation_space.n, env.action_space.n
         _, q_star = tabular.value_iteration(env.unwrapped.P, n_states, n_actions, args.gamma)
         optimal.append([label, f"{np.mean(tabular.evaluate(q_star, args)):.3f}"])
-    header = ["env_id", "exp_name", "seed", "step", "eval_return", "sps", "online_return"]
-    write(os.path.join(RESULTS, "tabular_curves.csv"), header, rows)
+    write(os.path.join(RESULTS, "tabular_curves.csv"), COLUMNS + ["online_return"], rows)
     write(os.path.join(RESULTS, "tabular_optimal.csv"), ["env_id", "optimal_eval_return"], optimal)
 
 
@@ -86,7 +101,7 @@ def episode_lengths(run_dir: str) -> list[int]:
 
 def write(path: str, header: list[str], rows: list) -> None:
     with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
 

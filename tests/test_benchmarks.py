@@ -387,3 +387,70 @@ def test_tennis_report_counts_running_time_without_the_stop_resume_pause(tmp_pat
     np.testing.assert_allclose(run["seconds_at_episode"], [0, 10, 20, 30, 30, 40])
     assert run["seconds"] == pytest.approx(40.0)
     assert run["evals"] == [(6, 2.5)]
+
+
+MEASURED = ("speed", "sumtree.md", "random_play.md", "peers")
+"""results made by measurement scripts, not rebuilt by make_reports.sh"""
+
+
+def test_make_reports_rebuilds_every_committed_table_and_figure_byte_for_byte(tmp_path):
+    """On a copy holding only the committed data (the rebuilt outputs deleted), make_reports.sh
+    writes back every table, figure and README's results table exactly as committed: reports
+    cannot drift from their data, and nothing committed lacks the data to rebuild it."""
+    copy = tmp_path / "repo"
+    shutil.copytree(
+        os.path.join(ROOT, "benchmarks"),
+        copy / "benchmarks",
+        ignore=shutil.ignore_patterns("runs", "__pycache__"),
+    )
+    results = copy / "benchmarks" / "results"
+    rebuilt = sorted(
+        name
+        for name in os.listdir(results)
+        if name.endswith((".md", ".png")) and not any(m in name for m in MEASURED)
+    )
+    assert len(rebuilt) > 20
+    for name in rebuilt:
+        os.remove(results / name)
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    head, rest = readme.split("<!-- results:start -->")
+    (copy / "README.md").write_text(
+        head
+        + "<!-- results:start -->\n<!-- results:end -->"
+        + rest.split("<!-- results:end -->")[1]
+    )
+    env = dict(os.environ, PYTHON=sys.executable, MPLBACKEND="Agg")
+    done = subprocess.run(
+        ["bash", str(copy / "benchmarks" / "make_reports.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (copy / "README.md").read_text() == readme
+    here = os.path.join(ROOT, "benchmarks", "results")
+    assert sorted(os.listdir(results)) == sorted(os.listdir(here))  # nothing missing, nothing new
+    for name in rebuilt:
+        with open(results / name, "rb") as new, open(os.path.join(here, name), "rb") as old:
+            assert new.read() == old.read(), f"{name} differs from its rebuild"
+
+
+def test_report_merges_new_runs_into_the_curve_csv(tmp_path):
+    """New runs enter the committed data through the CSV: other runs stay, a run reported
+    again is replaced, and each row names its script and commit."""
+    path = str(tmp_path / "x_curves.csv")
+    run = {"eval": [(10, 1.0), (20, 2.0)], "sps": 50.0, "script": "ppo.py", "commit": "aaa"}
+    report.merge_into_csv(path, {("CartPole-v1", "ppo"): {1: run, 2: dict(run, commit="bbb")}})
+    again = dict(run, eval=[(10, 3.0)], commit="ccc")
+    report.merge_into_csv(path, {("CartPole-v1", "ppo"): {2: again}})
+    lines = open(path).read().splitlines()
+    assert lines[0] == ",".join(report.COLUMNS)
+    assert lines[1:] == [
+        "ppo.py,CartPole-v1,ppo,1,10,1.00,50,aaa",
+        "ppo.py,CartPole-v1,ppo,1,20,2.00,50,aaa",
+        "ppo.py,CartPole-v1,ppo,2,10,3.00,50,ccc",
+    ]
+    assert report.script_of("ppo_default_init") == "ppo.py"
+    assert report.script_of("td3_continuous_zoo") == "td3_continuous.py"
+    assert report.script_of("sb3_a2c") == "benchmarks/peers.py"

@@ -1,0 +1,125 @@
+"""README's results table: each algorithm's headline result at the current code, from the
+committed curve CSVs in benchmarks/results/, beside the peer's (or a reference's) number.
+
+A row is the final deterministic evaluation of each seed's run of one variant on one task (mean
++- std over seeds, and a 95% bootstrap CI of the mean), with the commits that made the runs. The
+peer column reads committed data too: SB3's curves in benchmarks/results/peers/ (value at the same
+step), SB3's runs in the same CSV, the optimal policy (tabular_optimal.csv) or random play
+(random_play.md). `bash benchmarks/make_reports.sh` calls this; to change a headline, edit ROWS.
+
+Usage: python benchmarks/readme_table.py [--readme README.md]
+"""
+
+import argparse
+import csv
+import os
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import bootstrap_ci, collect_csv, read_peer, update_readme, value_at  # noqa: E402
+
+RESULTS = "benchmarks/results"
+PEERS = f"{RESULTS}/peers"
+# (script, what it is, curve CSV, env, variant, peer: (kind, source, label) or None)
+ROWS = [
+    ("dqn_rainbow.py", "Rainbow DQN", "dqn_fused_adam", "LunarLander-v3", "dqn_rainbow", None),
+    ("ddpg_continuous.py", "DDPG", "continuous", "HopperBulletEnv-v0", "ddpg_continuous", None),
+    (
+        "td3_continuous.py",
+        "TD3",
+        "continuous",
+        "HopperBulletEnv-v0",
+        "td3_continuous",
+        ("jsonl", f"{PEERS}/sb3_td3_HopperBulletEnv-v0_seed1.jsonl", "SB3 TD3, RL Zoo settings"),
+    ),
+    ("sac_continuous.py", "SAC", "sac_hopper", "HopperBulletEnv-v0", "sac_continuous", None),
+    ("reinforce.py", "REINFORCE", "reinforce", "CartPole-v1", "reinforce", None),
+    ("a2c.py", "A2C", "a2c", "CartPole-v1", "a2c", ("csv", "sb3_a2c", "SB3 A2C, same settings")),
+    (
+        "ppo.py",
+        "PPO",
+        "ppo_fused_adam",
+        "HopperBulletEnv-v0",
+        "ppo_default_init",
+        ("jsonl", f"{PEERS}/sb3_ppo_HopperBulletEnv-v0_seed1.jsonl", "SB3 PPO, RL Zoo settings"),
+    ),
+    (
+        "maddpg_tennis.py",
+        "MADDPG",
+        "maddpg",
+        "Tennis",
+        "maddpg_tennis",
+        ("random", f"{RESULTS}/random_play.md", "random play"),
+    ),
+    (
+        "tabular.py",
+        "Q-learning (tabular)",
+        "tabular",
+        "Taxi-v4",
+        "q-learning",
+        ("optimal", f"{RESULTS}/tabular_optimal.csv", "optimal policy"),
+    ),
+]
+
+
+def mean_std(values: np.ndarray) -> str:
+    return f"{values.mean():.1f} +- {values.std():.1f}"
+
+
+def peer_cell(peer, groups: dict, env: str, step: int) -> str:
+    if peer is None:
+        return "-"
+    kind, source, label = peer
+    if kind == "jsonl":
+        _, curve = read_peer(f"{label}={source}")
+        value = value_at(curve, step)
+        return f"{label}, 1 seed: {value:.1f}" if value is not None else "-"
+    if kind == "csv":
+        seeds = groups[(env, source)]
+        finals = np.array([run["eval"][-1][1] for run in seeds.values()])
+        return f"{label}, {len(finals)} seeds: {mean_std(finals)}"
+    if kind == "optimal":
+        with open(source) as f:
+            value = {r["env_id"]: r["optimal_eval_return"] for r in csv.DictReader(f)}[env]
+        return f"{label}: {float(value):.1f}"
+    with open(source) as f:  # random play: the table row "| env | episodes | mean score | ..."
+        found = re.search(rf"^\| {re.escape(env)} \| \d+ \| ([-0-9.]+) \|", f.read(), re.MULTILINE)
+    return f"{label}: {float(found.group(1)):.3f}"
+
+
+def table() -> str:
+    lines = [
+        "| script | task | seeds x steps | final evaluation (mean +- std) | 95% CI | peer or "
+        "reference, same steps | commit | docs |",
+        "|-|-|-|-|-|-|-|-|",
+    ]
+    for script, what, name, env, variant, peer in ROWS:
+        groups = collect_csv([f"{RESULTS}/{name}_curves.csv"])
+        seeds = groups[(env, variant)]
+        finals = np.array([run["eval"][-1][1] for run in seeds.values()])
+        steps = max(run["eval"][-1][0] for run in seeds.values())
+        lo, hi = bootstrap_ci(finals, np.random.default_rng(0))
+        commits = " ".join(sorted({run["commit"] for run in seeds.values()}))
+        docs = f"docs/{script[:-3]}.md"
+        lines.append(
+            f"| [`{script}`]({script}) {what} | {env} (`{variant}`) | {len(finals)} x "
+            f"{steps // 1000}k | {mean_std(finals)} | [{lo:.1f}, {hi:.1f}] | "
+            f"{peer_cell(peer, groups, env, steps)} | {commits} | [{script[:-3]}]({docs}) |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", default="README.md")
+    a = parser.parse_args()
+    text = table()
+    print(text)
+    update_readme(a.readme, text, "python benchmarks/readme_table.py")
+
+
+if __name__ == "__main__":
+    main()
