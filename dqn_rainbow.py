@@ -4,15 +4,9 @@ returns, distributional (C51) values and noisy nets, each switchable, for Discre
 Hessel et al. 2017, https://arxiv.org/abs/1710.02298, combining: DQN (Mnih et al. 2015), double Q
 (van Hasselt et al. 2016), prioritized replay (Schaul et al. 2016), dueling (Wang et al. 2016),
 n-step returns (Sutton 1988), C51 (Bellemare et al. 2017), noisy nets (Fortunato et al. 2018).
-Every component is on by default; switching all off (--no-double --no-per --no-dueling
---n-step 1 --no-distributional --no-noisy) gives Nature DQN with a Huber loss. Vector observations
-get an MLP torso; Atari (ALE/...-v5) frames get the standard preprocessing (no-op reset, frame skip
-4, 84x84 grayscale, 4 stacked frames; rewards clipped for learning only) and the Nature CNN.
-
-The defaults are tuned for small vector tasks (CartPole-v1 in 30k steps). For Atari, use the
-paper's scale: e.g. --learning-rate 6.25e-5 --adam-eps 1.5e-4 --buffer-size 1000000
---learning-starts 20000 --train-frequency 4 --target-network-frequency 8000 --batch-size 32 (counts
-are agent steps, 4 frames each).
+All off (--no-double --no-per --no-dueling --n-step 1 --no-distributional --no-noisy) is Nature
+DQN with a Huber loss. Vector observations get an MLP, Atari (ALE/...-v5) frames the Nature CNN.
+The defaults suit small vector tasks; docs/dqn_rainbow.md gives the paper's settings for Atari.
 
 Usage: python dqn_rainbow.py --env-id CartPole-v1
 """
@@ -47,6 +41,7 @@ from sumtree import SumTree
 gym.register_envs(ale_py)
 
 
+@dataclass
 @dataclass
 class Args:
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
@@ -143,18 +138,6 @@ class Args:
     """learn from sign(reward) (default: on for Atari pixels, off otherwise); logs stay unclipped"""
 
 
-# --- shared: check_env_id ---
-def check_env_id(env_id: str) -> None:
-    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
-
-
-# --- end shared: check_env_id ---
-
-
 # --- shared: mlp ---
 def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     """Linear layers with an activation (after a parameter-free LayerNorm if asked) between them."""
@@ -169,59 +152,6 @@ def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReL
 
 
 # --- end shared: mlp ---
-
-
-def validate_args(args: Args) -> None:
-    """Raises ValueError naming the flag and the fix before anything is built."""
-    positive = ["total_timesteps", "num_envs", "eval_episodes", "batch_size", "buffer_size"]
-    for name in positive + ["learning_rate", "n_step", "train_frequency", "atoms"]:
-        if not getattr(args, name) > 0:
-            raise ValueError(
-                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
-            )
-    for name in ["checkpoint_frequency", "eval_frequency", "learning_starts"]:
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if not all(h > 0 for h in args.hidden_sizes):
-        raise ValueError(f"--hidden-sizes must all be positive, got {args.hidden_sizes}")
-    if not 0.0 <= args.gamma <= 1.0:
-        raise ValueError(f"--gamma must be in [0, 1], got {args.gamma}")
-    if args.batch_size > args.buffer_size:
-        raise ValueError(
-            f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}; "
-            "lower the batch or raise the buffer"
-        )
-    if args.distributional and args.atoms < 2:
-        raise ValueError(f"--atoms must be at least 2, got {args.atoms}")
-    if None not in (args.v_min, args.v_max) and not args.v_min < args.v_max:
-        raise ValueError(f"--v-min {args.v_min} must be below --v-max {args.v_max}")
-    if args.target_network_frequency <= 0:
-        raise ValueError("--target-network-frequency must be positive")
-
-
-def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
-    """A thunk building one seeded env with episode statistics (and, given a video_dir, a video
-    of its first episode). ALE ids get the standard Atari pipeline: no-op reset, frame skip 4,
-    84x84 grayscale, 4 stacked frames. Statistics wrap the outside, so returns stay unclipped."""
-
-    def thunk() -> gym.Env:
-        render = {"render_mode": "rgb_array"} if video_dir is not None else {}
-        if env_id.startswith("ALE/"):
-            env = gym.make(env_id, frameskip=1, **render)
-            env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84)
-            env = gym.wrappers.FrameStackObservation(env, 4)
-        else:
-            env = gym.make(env_id, **render)
-        if video_dir is not None:
-            env = gym.wrappers.RecordVideo(
-                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
-            )
-        env = gym.wrappers.RecordEpisodeStatistics(env)
-        env.action_space.seed(seed)
-        env.observation_space.seed(seed)
-        return env
-
-    return thunk
 
 
 class NoisyLinear(nn.Module):
@@ -337,24 +267,6 @@ class GreedyPolicy(nn.Module):
         return action
 
 
-def project_distribution(next_probs, returns, discounts, support) -> torch.Tensor:
-    """C51's target: the distribution of R + discount * Z, with Z ~ next_probs on the atoms,
-    projected back onto the atoms, each shifted atom's mass split between its two neighbours in
-    proportion to closeness (mass beyond the ends lands on the end atoms).
-
-    next_probs (B, atoms); returns, discounts (B,) (discount 0 where the episode terminated).
-    Returns (B, atoms), rows summing to 1."""
-    v_min, v_max, n = support[0], support[-1], len(support)
-    tz = (returns[:, None] + discounts[:, None] * support[None]).clamp(v_min, v_max)
-    b = (tz - v_min) / ((v_max - v_min) / (n - 1))  # fractional atom index, in [0, n - 1]
-    lower, upper = b.floor().long(), b.ceil().long()
-    target = torch.zeros_like(next_probs)
-    # an index landing exactly on an atom (lower == upper) gives it all its mass
-    target.scatter_add_(1, lower, next_probs * (upper - b + (lower == upper)))
-    target.scatter_add_(1, upper, next_probs * (b - lower))
-    return target
-
-
 class NStepCollector:
     """Turns each env's 1-step transitions into n-step ones, (s_t, a_t, R, s_{t+m}, discount) with
     R = sum_{k<m} gamma^k r_{t+k}: m = n while an episode runs. When it ends, its last transitions
@@ -370,12 +282,8 @@ class NStepCollector:
         queue = self.queues[env]
         queue.append((obs, action, reward))
         if terminated or truncated:
-            out = [self.emit(queue, next_obs, terminated) for _ in range(len(queue))]
-        elif len(queue) == self.n:
-            out = [self.emit(queue, next_obs, False)]
-        else:
-            out = []
-        return out
+            return [self.emit(queue, next_obs, terminated) for _ in range(len(queue))]
+        return [self.emit(queue, next_obs, False)] if len(queue) == self.n else []
 
     def emit(self, queue: collections.deque, next_obs, terminated: bool) -> tuple:
         ret = sum(self.gamma**k * r for k, (_, _, r) in enumerate(queue))
@@ -411,11 +319,9 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, rng: np.random.Generator, beta: float):
         """(obs, actions, returns, next_obs, discounts, weights) on the device, and the indices.
-        Importance weights w_i = (p_i / p_min)^-beta lie in (0, 1]; None without PER, where every
-        weight would be 1."""
+        Importance weights w_i = (p_i / p_min)^-beta lie in (0, 1] (None without PER: all 1)."""
         if self.tree is None:
-            idx = rng.integers(0, self.size, batch_size)
-            weights = None
+            idx, weights = rng.integers(0, self.size, batch_size), None
         else:
             idx, priorities = self.tree.sample(batch_size, rng)
             weights = torch.as_tensor((priorities / self.tree.min_priority) ** -beta).float()
@@ -448,26 +354,49 @@ class ReplayBuffer:
             self.tree.update(np.arange(n), state["priorities"].numpy())
 
 
+def epsilon(args: Args, global_step: int) -> float:
+    """Epsilon-greedy's schedule: linear from start_e to end_e, then flat (0 with noisy nets)."""
+    if args.noisy:
+        return 0.0
+    fraction = min(1.0, global_step / max(1.0, args.exploration_fraction * args.total_timesteps))
+    return args.start_e + fraction * (args.end_e - args.start_e)
+
+
+def project_distribution(next_probs, returns, discounts, support) -> torch.Tensor:
+    """C51's target: the distribution of R + discount * Z, with Z ~ next_probs on the atoms,
+    projected back onto the atoms, each shifted atom's mass split between its two neighbours in
+    proportion to closeness (mass beyond the ends lands on the end atoms).
+
+    next_probs (B, atoms); returns, discounts (B,) (discount 0 where the episode terminated).
+    Returns (B, atoms), rows summing to 1."""
+    v_min, v_max, n = support[0], support[-1], len(support)
+    tz = (returns[:, None] + discounts[:, None] * support[None]).clamp(v_min, v_max)
+    b = (tz - v_min) / ((v_max - v_min) / (n - 1))  # fractional atom index, in [0, n - 1]
+    lower, upper = b.floor().long(), b.ceil().long()
+    target = torch.zeros_like(next_probs)
+    # an index landing exactly on an atom (lower == upper) gives it all its mass
+    target.scatter_add_(1, lower, next_probs * (upper - b + (lower == upper)))
+    target.scatter_add_(1, upper, next_probs * (b - lower))
+    return target
+
+
 def take(x: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """x[b, actions[b]] for every row b of a (B, actions) or (B, actions, atoms) tensor; gather
-    costs less than indexing with an arange, forward and backward."""
+    """x[b, actions[b]] for each row b of a (B, actions) or (B, actions, atoms) tensor (gather:
+    cheaper than indexing with an arange, forward and backward)."""
     index = actions.unsqueeze(1)
     if x.dim() == 3:  # the same action for every atom
         index = index.unsqueeze(2).expand(-1, 1, x.shape[2])
     return x.gather(1, index).squeeze(1)
 
 
-def dqn_loss(data, q_network: QNetwork, target_network: QNetwork, args: Args):
+def dqn_loss(data, q_network: QNetwork, q_target: QNetwork, args: Args):
     """The per-sample loss (C51: cross-entropy to the projected target; else Huber on the TD
     error), weighted by the importance weights; returns (loss, per-sample loss, Q(s, a))."""
     obs, actions, returns, next_obs, discounts, weights = data
     with torch.no_grad():
-        next_target = target_network(next_obs)
+        next_target = q_target(next_obs)
         # double Q: the online network chooses a', the target network values it
-        if args.double:
-            chooser = q_network.q_values(next_obs)
-        else:
-            chooser = target_network.expected_q(next_target)
+        chooser = q_network.q_values(next_obs) if args.double else q_target.expected_q(next_target)
         next_actions = chooser.argmax(1)
         if args.distributional:
             next_probs = take(next_target, next_actions).exp()
@@ -476,7 +405,7 @@ def dqn_loss(data, q_network: QNetwork, target_network: QNetwork, args: Args):
             # y = R + gamma^m * Q'(s_{t+m}, a'), gamma^m = 0 after termination
             target = returns + discounts * take(next_target, next_actions)
     out = take(q_network(obs), actions)
-    if args.distributional:
+    if args.distributional:  # cross-entropy -sum_i m_i log p_i(s, a) to the projected target m
         per_sample = -(target * out).sum(-1)
         q_taken = (out.exp() * q_network.support).sum(-1)
     else:
@@ -487,11 +416,349 @@ def dqn_loss(data, q_network: QNetwork, target_network: QNetwork, args: Args):
 
 
 def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> None:
-    """nn.utils.clip_grad_norm_ bit for bit, in fewer ops: that one rescales the gradients by
-    min(1, max_norm / norm) every time, and a factor of 1 changes nothing."""
+    """Scales the gradients to a global norm of max_norm when they exceed it."""
     norm = nn.utils.get_total_norm([p.grad for p in params])
     if norm > max_norm:  # on a GPU this waits for the norm, as acting waits for the Q-values
         nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+
+
+def update(q_network, q_target, optimizer, rb: ReplayBuffer, rng, global_step: int, args):
+    """One gradient step on a sampled batch; returns the loss and Q(s, a) for logging."""
+    # PER's importance-sampling exponent anneals linearly from per_beta to 1 over the run
+    beta = args.per_beta + (1.0 - args.per_beta) * global_step / args.total_timesteps
+    data, idx = rb.sample(args.batch_size, rng, beta)
+    if args.noisy:
+        q_target.reset_noise()  # the target's noise is drawn afresh too
+    loss, per_sample, q_taken = dqn_loss(data, q_network, q_target, args)
+    params = optimizer.param_groups[0]["params"]
+    for p in params:  # optimizer.zero_grad() would also open a profiler range
+        p.grad = None
+    loss.backward()
+    clip_grad_norm(params, args.max_grad_norm)
+    optimizer.step()
+    if args.per:
+        rb.update_priorities(idx, per_sample)
+    return loss, q_taken
+
+
+def train(args: Args) -> dict:
+    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
+    validate_args(args)
+    check_common_args(args)
+    if args.eval_checkpoint:
+        return evaluate_checkpoint(args)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    args = resumed_args(args, ckpt)
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_vector_env(args)
+    obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)
+    clip_rewards = len(obs_space.shape) == 3 if args.clip_rewards is None else args.clip_rewards
+    q_network = QNetwork(obs_space.shape, n_actions, args).to(device)
+    q_target = QNetwork(obs_space.shape, n_actions, args).to(device)
+    q_target.load_state_dict(q_network.state_dict())
+    params = list(q_network.parameters())
+    # fused: one kernel updates every parameter
+    optimizer = torch.optim.Adam(params, lr=args.learning_rate, eps=args.adam_eps, fused=True)
+    obs_bytes = int(np.prod(obs_space.shape)) * (1 if obs_space.dtype == np.uint8 else 4)
+    report_buffer_memory(args.buffer_size, 2 * obs_bytes + 16)
+    rb = ReplayBuffer(args.buffer_size, obs_space, args, device)
+    nstep = NStepCollector(args.num_envs, args.n_step, args.gamma)
+    parts = {"q_network": q_network, "target_network": q_target, "optimizer": optimizer}
+    run = Run(args, parts, rb, GreedyPolicy(q_network), device, rng, ckpt)
+    loss = q = torch.zeros(1)
+    obs, _ = envs.reset(seed=args.seed + run.global_step)
+    try:
+        while run.global_step < args.total_timesteps and not run.stop.requested:
+            if args.noisy:
+                q_network.reset_noise()  # a fresh draw of the noise for every step
+            with torch.no_grad():
+                greedy = q_network.q_values(torch.as_tensor(obs, device=device)).argmax(1)
+            actions = greedy.cpu().numpy()
+            explore = rng.random(args.num_envs) < epsilon(args, run.global_step)
+            if explore.any():  # (drawing no integers leaves the generator as it is)
+                actions[explore] = rng.integers(0, n_actions, explore.sum())
+            next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+            learn_rewards = np.sign(rewards) if clip_rewards else rewards
+            # A finished env already holds its reset observation: learn from the true final one.
+            for i in range(args.num_envs):
+                final = infos["final_obs"][i] if truncations[i] or terminations[i] else next_obs[i]
+                for transition in nstep.add(
+                    i, obs[i], actions[i], learn_rewards[i], final, terminations[i], truncations[i]
+                ):
+                    rb.add(*transition)
+            run.log_episodes(infos)
+            obs = next_obs
+            run.global_step += args.num_envs
+            global_step = run.global_step
+            if global_step > run.learn_after and rb.size >= args.batch_size:
+                # one update per train_frequency transitions, in the steps just taken
+                tf = args.train_frequency
+                for _ in range(global_step // tf - (global_step - args.num_envs) // tf):
+                    loss, q = update(q_network, q_target, optimizer, rb, rng, global_step, args)
+                    run.update_count += 1
+                # theta_target <- theta every target_network_frequency transitions
+                if crossed(global_step, args.num_envs, args.target_network_frequency):
+                    q_target.load_state_dict(q_network.state_dict())
+                if crossed(global_step, args.num_envs, LOG_EVERY) and run.update_count > 0:
+                    run.log_losses(loss, q)
+            run.end_step()
+    finally:
+        run.close(envs)
+    return run.finish()
+
+
+SESSION_FIELDS = ["resume", "total_timesteps", "cuda", "track", "save_model", "save_buffer"]
+SESSION_FIELDS += ["checkpoint_frequency", "capture_video"]
+"""fields a resumed run takes from the command line; all others come from its checkpoint"""
+FIX = "try a lower --learning-rate or --max-grad-norm"  # what a diverging loss's message suggests
+LOG_EVERY = 1_000  # transitions between loss logs (each costs a host-device sync)
+
+
+class Run:
+    """The run's bookkeeping, so that train() reads as the algorithm: the restored checkpoint, run
+    directory, TensorBoard and W&B, progress bar, evaluations, checkpoints and Ctrl-C or SIGTERM."""
+
+    def __init__(self, args: Args, parts: dict, rb: ReplayBuffer, policy, device, rng, ckpt):
+        self.args, self.parts, self.rb, self.policy, self.device = args, parts, rb, policy, device
+        self.rng, self.global_step, self.update_count, self.wandb_id = rng, 0, 0, None
+        self.learn_after = args.learning_starts
+        if ckpt is not None:
+            for name, part in parts.items():
+                if isinstance(part, nn.Module):
+                    load_weights(part, ckpt[name], args.resume, name)
+                else:
+                    part.load_state_dict(ckpt[name])
+            if "buffer" in ckpt:
+                rb.load_state_dict(ckpt["buffer"])
+            else:  # learning from a near-empty buffer would overfit it: refill it first
+                self.learn_after = ckpt["global_step"] + args.learning_starts
+                reason = "holds no replay buffer (written without --save-buffer)"
+                refill = f"collecting {args.learning_starts} transitions before learning again"
+                print(f"warning: {args.resume} {reason}; {refill}")
+            set_rng_states(ckpt["rng"], rng)
+            self.global_step, self.update_count = ckpt["global_step"], ckpt["update_count"]
+            self.wandb_id = ckpt["wandb_id"]
+        self.run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
+        self.run_dir = os.path.join("runs", self.run_name)
+        self.checkpoint_path = os.path.join(self.run_dir, f"{args.exp_name}.pt")
+        if args.track:
+            import wandb
+            self.wandb_id, self.wandb = self.wandb_id or uuid.uuid4().hex[:12], wandb
+            wandb.init(
+                project=args.wandb_project_name,
+                entity=args.wandb_entity,
+                config=vars(args),
+                name=self.run_name,
+                id=self.wandb_id,
+                resume="allow",
+                sync_tensorboard=True,
+                save_code=True,
+                dir=self.run_dir,
+            )
+        purge_step = self.global_step if ckpt is not None else None
+        self.writer = SummaryWriter(self.run_dir, purge_step=purge_step)
+        log_hyperparameters(self.writer, args)
+        self.video_dir = os.path.join("videos", self.run_name) if args.capture_video else None
+        self.stop = StopRequest()
+        tty = sys.stdout.isatty()
+        self.bar = tqdm(
+            total=args.total_timesteps, initial=self.global_step, unit="step", disable=not tty
+        )
+        # the last returns before a resume, so the progress line and the summary continue from them
+        self.episodic_returns = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
+        self.eval_history: list[tuple[int, float]] = []
+        self.start_step, self.eval_seconds = self.global_step, 0.0
+        self.start_time = time.perf_counter()
+
+    def log_episodes(self, infos: dict) -> None:
+        if "final_info" in infos:  # every env that finished an episode in the last step
+            episode = infos["final_info"]["episode"]
+            for i in np.flatnonzero(infos["final_info"]["_episode"]):
+                self.episodic_returns.append(float(episode["r"][i]))
+                self.writer.add_scalar("charts/episodic_return", episode["r"][i], self.global_step)
+                self.writer.add_scalar("charts/episodic_length", episode["l"][i], self.global_step)
+
+    def log_losses(self, loss: torch.Tensor, q_taken: torch.Tensor) -> None:
+        step = self.global_step
+        log_loss(self.writer, "td_loss", loss, step, FIX)
+        for stat in ["mean", "min", "max"]:
+            self.writer.add_scalar(f"losses/q_{stat}", getattr(q_taken, stat)().item(), step)
+        self.writer.add_scalar("charts/epsilon", epsilon(self.args, step), step)
+
+    def end_step(self) -> None:
+        """After a step: speed and progress, then an evaluation and a checkpoint when due."""
+        steps, step, total = self.args.num_envs, self.global_step, self.args.total_timesteps
+        self.bar.update(steps)
+        log_now = crossed(step, steps, LOG_EVERY)
+        print_now = self.bar.disable and crossed(step, steps, max(total // 20, 1))
+        if log_now or print_now:
+            elapsed = time.perf_counter() - self.start_time - self.eval_seconds
+            sps = (step - self.start_step) / elapsed
+            recent = np.mean(self.episodic_returns[-10:]) if self.episodic_returns else np.nan
+            if log_now:
+                self.writer.add_scalar("charts/SPS", sps, step)
+                self.bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
+            if print_now:
+                print(f"step {step}/{total} sps {sps:.0f} return(last 10) {recent:.1f}", flush=True)
+        if crossed(step, steps, self.args.eval_frequency) and step < total:
+            eval_start = time.perf_counter()
+            self.evaluation()
+            self.eval_seconds += time.perf_counter() - eval_start
+        if self.args.save_model and crossed(step, steps, self.args.checkpoint_frequency):
+            self.save()
+
+    def evaluation(self) -> list[float]:
+        prefix = f"eval_step{self.global_step}"
+        returns = evaluate(self.policy, self.args, self.device, self.video_dir, prefix)
+        self.eval_history.append((self.global_step, float(np.mean(returns))))
+        self.writer.add_scalar("eval/episodic_return", np.mean(returns), self.global_step)
+        return returns
+
+    def save(self) -> bool:
+        state = {name: part.state_dict() for name, part in self.parts.items()}
+        state.update(args=asdict(self.args), run_name=self.run_name, wandb_id=self.wandb_id)
+        state.update(rng=rng_states(self.rng), global_step=self.global_step)
+        recent = torch.tensor(self.episodic_returns[-100:], dtype=torch.float64)
+        state.update(update_count=self.update_count, recent_returns=recent)
+        if self.args.save_buffer:
+            state["buffer"] = self.rb.state_dict()
+        modules = [part for part in self.parts.values() if isinstance(part, nn.Module)]
+        return save_checkpoint(self.checkpoint_path, state, modules)
+
+    def close(self, envs) -> None:
+        self.stop.restore()
+        self.bar.close()
+        envs.close()
+
+    def finish(self) -> dict:
+        """The final evaluation (none after a stop), the last checkpoint; returns the summary."""
+        eval_returns: list[float] = []
+        if not self.stop.requested:
+            eval_returns = self.evaluation()
+            mean, std, n = np.mean(eval_returns), np.std(eval_returns), len(eval_returns)
+            line = f"evaluation return {mean:.1f} +- {std:.1f} over {n} episodes"
+            print(f"step {self.global_step}: {line}", flush=True)
+        saved = self.args.save_model and self.save()
+        if self.stop.requested:
+            where = f"checkpoint in {self.checkpoint_path}" if saved else "no checkpoint written"
+            hint = "" if self.args.save_model else " (--save-model writes one)"
+            print(f"stopped at step {self.global_step}: {where}{hint}", flush=True)
+        elapsed = time.perf_counter() - self.start_time - self.eval_seconds
+        sps = (self.global_step - self.start_step) / max(elapsed, 1e-9)
+        self.writer.add_scalar("charts/SPS", sps, self.global_step)
+        self.writer.close()
+        if self.args.track:
+            self.wandb.finish()
+        return {
+            "global_step": self.global_step,
+            "update_count": self.update_count,
+            "episodic_returns": self.episodic_returns,
+            "eval_returns": eval_returns,
+            "eval_history": self.eval_history,
+            "sps": sps,
+            "run_dir": self.run_dir,
+            "checkpoint": self.checkpoint_path if self.args.save_model else None,
+            "interrupted": self.stop.requested,
+        }
+
+
+# --- shared: validation ---
+def check_rules(args, rules: list) -> None:
+    """Raises ValueError naming the first flag that breaks a rule: (flag names, test, what it must be)."""
+    for names, test, what in rules:
+        for name in names:
+            if not test(getattr(args, name)):
+                flag = f"--{name.replace('_', '-')}"
+                raise ValueError(f"{flag} must be {what}, got {getattr(args, name)}")
+
+
+# --- end shared: validation ---
+
+
+POSITIVE = ["total_timesteps", "num_envs", "eval_episodes", "batch_size", "buffer_size", "atoms"]
+POSITIVE += ["learning_rate", "n_step", "train_frequency", "target_network_frequency"]
+RULES = [
+    (POSITIVE, lambda v: v > 0, "positive"),
+    (["checkpoint_frequency", "eval_frequency", "learning_starts"], lambda v: v >= 0, ">= 0"),
+    (["hidden_sizes"], lambda v: all(h > 0 for h in v), "all positive"),
+    (["gamma"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+]
+
+
+def validate_args(args: Args) -> None:
+    """Raises ValueError naming the flag and the fix before anything is built."""
+    check_rules(args, RULES)
+    if args.batch_size > args.buffer_size:
+        sizes = f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}"
+        raise ValueError(f"{sizes}; lower the batch or raise the buffer")
+    if args.distributional and args.atoms < 2:
+        raise ValueError(f"--atoms must be at least 2, got {args.atoms}")
+    if None not in (args.v_min, args.v_max) and not args.v_min < args.v_max:
+        raise ValueError(f"--v-min {args.v_min} must be below --v-max {args.v_max}")
+
+
+# --- shared: check_env_id ---
+def check_env_id(env_id: str) -> None:
+    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
+
+
+# --- end shared: check_env_id ---
+
+
+def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
+    """A thunk building one seeded env with episode statistics (outermost, so returns stay
+    unclipped) and, given a video_dir, a video of its first episode. ALE ids get the standard
+    Atari pipeline: no-op reset, frame skip 4, 84x84 grayscale, 4 stacked frames."""
+
+    def thunk() -> gym.Env:
+        render = {"render_mode": "rgb_array"} if video_dir is not None else {}
+        if env_id.startswith("ALE/"):
+            env = gym.make(env_id, frameskip=1, **render)
+            env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84)
+            env = gym.wrappers.FrameStackObservation(env, 4)
+        else:
+            env = gym.make(env_id, **render)
+        if video_dir is not None:
+            env = gym.wrappers.RecordVideo(
+                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
+            )
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        env.action_space.seed(seed)
+        env.observation_space.seed(seed)
+        return env
+
+    return thunk
+
+
+def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
+    """The training envs; raises ValueError when the action space is not Discrete."""
+    check_env_id(args.env_id)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    space = envs.single_action_space
+    if not isinstance(space, gym.spaces.Discrete):
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has a {type(space).__name__} action space; this script "
+            "needs Discrete actions: use td3_continuous.py, ddpg_continuous.py or ppo.py"
+        )
+    obs_space = envs.single_observation_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) not in (1, 3):
+        envs.close()
+        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
+        raise ValueError(
+            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
+            "observations; this script needs vectors or stacked 84x84 frames"
+        )
+    return envs
 
 
 # --- shared: evaluate ---
@@ -725,292 +992,23 @@ def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
 # --- end shared: log_hyperparameters ---
 
 
-SESSION_FIELDS = [
-    "resume",
-    "total_timesteps",
-    "cuda",
-    "track",
-    "save_model",
-    "save_buffer",
-    "checkpoint_frequency",
-    "capture_video",
-]
-"""fields a resumed run takes from the command line; all others come from its checkpoint"""
-FIX = "try a lower --learning-rate or --max-grad-norm"
-"""what a diverging loss's message suggests"""
-LOG_EVERY = 1_000
-"""transitions between loss logs (each costs a host-device sync)"""
-
-
-def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
-    """The training envs; raises ValueError when the action space is not Discrete."""
-    check_env_id(args.env_id)
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    space = envs.single_action_space
-    if not isinstance(space, gym.spaces.Discrete):
-        envs.close()
-        raise ValueError(
-            f"--env-id {args.env_id} has a {type(space).__name__} action space; this "
-            "script needs Discrete actions: use td3_continuous.py, ddpg_continuous.py "
-            "or ppo.py"
-        )
-    obs_space = envs.single_observation_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) not in (1, 3):
-        envs.close()
-        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
-        raise ValueError(
-            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
-            "observations; this script needs vectors or stacked 84x84 frames"
-        )
-    return envs
-
-
-def epsilon(args: Args, global_step: int) -> float:
-    """Epsilon-greedy's schedule: linear from start_e to end_e, then flat (0 with noisy nets)."""
-    if args.noisy:
-        return 0.0
-    fraction = min(1.0, global_step / max(1.0, args.exploration_fraction * args.total_timesteps))
-    return args.start_e + fraction * (args.end_e - args.start_e)
-
-
-def train(args: Args) -> dict:
-    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
-    validate_args(args)
-    check_common_args(args)
-    if args.eval_checkpoint:
-        return evaluate_checkpoint(args)
-    ckpt = load_checkpoint(args.resume) if args.resume else None
-    if ckpt is not None:
-        args = resumed_args(args, ckpt)
-    use_cuda = args.cuda and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
-    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
-    envs = make_vector_env(args)
-    obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)
-    pixels = len(obs_space.shape) == 3
-    clip_rewards = pixels if args.clip_rewards is None else args.clip_rewards
-    q_network = QNetwork(obs_space.shape, n_actions, args).to(device)
-    target_network = QNetwork(obs_space.shape, n_actions, args).to(device)
-    target_network.load_state_dict(q_network.state_dict())
-    # fused: one kernel updates every parameter (a third of foreach's time on these small nets)
-    params = list(q_network.parameters())
-    optimizer = torch.optim.Adam(params, lr=args.learning_rate, eps=args.adam_eps, fused=True)
-    obs_bytes = int(np.prod(obs_space.shape)) * (1 if obs_space.dtype == np.uint8 else 4)
-    report_buffer_memory(args.buffer_size, 2 * obs_bytes + 16)
-    rb = ReplayBuffer(args.buffer_size, obs_space, args, device)
-    learn_after = args.learning_starts
-    nstep = NStepCollector(args.num_envs, args.n_step, args.gamma)
-
-    networks = {"q_network": q_network, "target_network": target_network}
-    global_step, update_count = 0, 0
-    wandb_id = None
-    if ckpt is not None:
-        for name, module in networks.items():
-            load_weights(module, ckpt[name], args.resume, name)
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if "buffer" in ckpt:
-            rb.load_state_dict(ckpt["buffer"])
-        else:  # learning from a near-empty buffer would overfit it: refill it first
-            learn_after = ckpt["global_step"] + args.learning_starts
-            print(
-                f"warning: {args.resume} holds no replay buffer (written without --save-buffer); "
-                f"collecting {args.learning_starts} transitions before learning again"
-            )
-        set_rng_states(ckpt["rng"], rng)
-        global_step, update_count, wandb_id = (
-            ckpt["global_step"],
-            ckpt["update_count"],
-            ckpt["wandb_id"],
-        )
-    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
-    run_dir = os.path.join("runs", run_name)
-    checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-    if args.track:
-        import wandb
-
-        wandb_id = wandb_id or uuid.uuid4().hex[:12]
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            config=vars(args),
-            name=run_name,
-            id=wandb_id,
-            resume="allow",
-            sync_tensorboard=True,
-            save_code=True,
-            dir=run_dir,
-        )
-    writer = SummaryWriter(run_dir, purge_step=global_step if ckpt is not None else None)
-    log_hyperparameters(writer, args)
-
-    def write_checkpoint() -> None:
-        state = {name: module.state_dict() for name, module in networks.items()}
-        state.update(optimizer=optimizer.state_dict(), args=asdict(args), run_name=run_name)
-        state.update(wandb_id=wandb_id, rng=rng_states(rng), global_step=global_step)
-        state.update(recent_returns=torch.tensor(episodic_returns[-100:], dtype=torch.float64))
-        state.update(update_count=update_count)
-        if args.save_buffer:
-            state["buffer"] = rb.state_dict()
-        save_checkpoint(checkpoint_path, state, list(networks.values()))
-
-    video_dir = os.path.join("videos", run_name) if args.capture_video else None
-    stop = StopRequest()
-    bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
-    # the last returns before a resume, so the progress line and the summary continue from them
-    episodic_returns: list[float] = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
-    eval_history: list[tuple[int, float]] = []
-    loss = q_taken = torch.zeros(1)
-    start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
-    obs, _ = envs.reset(seed=args.seed + global_step)
-    try:
-        while global_step < args.total_timesteps and not stop.requested:
-            if args.noisy:
-                q_network.reset_noise()  # a fresh draw of the noise for every step
-            with torch.no_grad():
-                greedy = q_network.q_values(torch.as_tensor(obs, device=device)).argmax(1)
-            actions = greedy.cpu().numpy()
-            explore = rng.random(args.num_envs) < epsilon(args, global_step)
-            if explore.any():  # (drawing no integers leaves the generator as it is)
-                actions[explore] = rng.integers(0, n_actions, explore.sum())
-            next_obs, rewards, terminations, truncations, infos = envs.step(actions)
-            learn_rewards = np.sign(rewards) if clip_rewards else rewards
-
-            # A finished env already holds its reset observation: learn from the true final one.
-            for i in range(args.num_envs):
-                final = infos["final_obs"][i] if truncations[i] or terminations[i] else next_obs[i]
-                for transition in nstep.add(
-                    i, obs[i], actions[i], learn_rewards[i], final, terminations[i], truncations[i]
-                ):
-                    rb.add(*transition)
-            if "final_info" in infos:
-                episode = infos["final_info"]["episode"]
-                for i in np.flatnonzero(infos["final_info"]["_episode"]):
-                    episodic_returns.append(float(episode["r"][i]))
-                    writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
-                    writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
-            obs = next_obs
-            global_step += args.num_envs
-            bar.update(args.num_envs)
-
-            if global_step > learn_after and rb.size >= args.batch_size:
-                for _ in range(
-                    global_step // args.train_frequency
-                    - (global_step - args.num_envs) // args.train_frequency
-                ):
-                    beta = (
-                        args.per_beta + (1.0 - args.per_beta) * global_step / args.total_timesteps
-                    )
-                    data, idx = rb.sample(args.batch_size, rng, beta)
-                    if args.noisy:
-                        target_network.reset_noise()  # the target's noise is drawn afresh too
-                    loss, per_sample, q_taken = dqn_loss(data, q_network, target_network, args)
-                    for p in params:  # optimizer.zero_grad() would also open a profiler range
-                        p.grad = None
-                    loss.backward()
-                    clip_grad_norm(params, args.max_grad_norm)
-                    optimizer.step()
-                    if args.per:
-                        rb.update_priorities(idx, per_sample)
-                    update_count += 1
-                if crossed(global_step, args.num_envs, args.target_network_frequency):
-                    target_network.load_state_dict(q_network.state_dict())
-                if crossed(global_step, args.num_envs, LOG_EVERY) and update_count > 0:
-                    log_loss(writer, "td_loss", loss, global_step, FIX)
-                    writer.add_scalar("losses/q_mean", q_taken.mean().item(), global_step)
-                    writer.add_scalar("losses/q_min", q_taken.min().item(), global_step)
-                    writer.add_scalar("losses/q_max", q_taken.max().item(), global_step)
-                    writer.add_scalar("charts/epsilon", epsilon(args, global_step), global_step)
-
-            log_now = crossed(global_step, args.num_envs, LOG_EVERY)
-            print_now = bar.disable and crossed(
-                global_step, args.num_envs, max(args.total_timesteps // 20, 1)
-            )
-            if log_now or print_now:  # not every step: these are only for the logs
-                sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
-                recent = np.mean(episodic_returns[-10:]) if episodic_returns else float("nan")
-                if log_now:
-                    writer.add_scalar("charts/SPS", sps, global_step)
-                    bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
-                if print_now:
-                    print(
-                        f"step {global_step}/{args.total_timesteps} sps {sps:.0f} "
-                        f"return(last 10) {recent:.1f}",
-                        flush=True,
-                    )
-            if crossed(global_step, args.num_envs, args.eval_frequency) and (
-                global_step < args.total_timesteps
-            ):
-                eval_start = time.perf_counter()
-                returns = evaluate(
-                    GreedyPolicy(q_network), args, device, video_dir, f"eval_step{global_step}"
-                )
-                eval_history.append((global_step, float(np.mean(returns))))
-                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
-                eval_seconds += time.perf_counter() - eval_start
-            if args.save_model and crossed(global_step, args.num_envs, args.checkpoint_frequency):
-                write_checkpoint()
-    finally:
-        stop.restore()
-        bar.close()
-        envs.close()
-
-    eval_returns: list[float] = []
-    if not stop.requested:
-        eval_returns = evaluate(
-            GreedyPolicy(q_network), args, device, video_dir, f"eval_step{global_step}"
-        )
-        eval_history.append((global_step, float(np.mean(eval_returns))))
-        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
-        print(
-            f"step {global_step}: evaluation return {np.mean(eval_returns):.1f} "
-            f"+- {np.std(eval_returns):.1f} over {len(eval_returns)} episodes",
-            flush=True,
-        )
-    if args.save_model:
-        write_checkpoint()
-    elapsed = time.perf_counter() - start_time - eval_seconds
-    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
-    writer.close()
-    if args.track:
-        wandb.finish()
-    return {
-        "global_step": global_step,
-        "update_count": update_count,
-        "episodic_returns": episodic_returns,
-        "eval_returns": eval_returns,
-        "eval_history": eval_history,
-        "sps": (global_step - start_step) / max(elapsed, 1e-9),
-        "run_dir": run_dir,
-        "checkpoint": checkpoint_path if args.save_model else None,
-        "interrupted": stop.requested,
-    }
-
-
 def evaluate_checkpoint(args: Args) -> dict:
-    """--eval-checkpoint: load a Q-network, evaluate its greedy policy (video with
-    --capture-video), return."""
+    """--eval-checkpoint: evaluate the saved greedy policy (video with --capture-video)."""
     ckpt = load_checkpoint(args.eval_checkpoint)
     saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
     use_cuda = args.cuda and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
     seed_everything(args.seed, args.torch_deterministic, use_cuda)
     envs = make_vector_env(saved)
-    q_network = QNetwork(
-        envs.single_observation_space.shape, int(envs.single_action_space.n), saved
-    )
+    obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)
+    q_network = QNetwork(obs_space.shape, n_actions, saved)
     envs.close()
     load_weights(q_network, ckpt["q_network"], args.eval_checkpoint, "q_network")
     video_dir = os.path.join("videos", ckpt["run_name"]) if args.capture_video else None
-    returns = evaluate(
-        GreedyPolicy(q_network.to(device)), saved, device, video_dir, "eval_checkpoint"
-    )
-    print(
-        f"{args.eval_checkpoint}: evaluation return {np.mean(returns):.1f} "
-        f"+- {np.std(returns):.1f} over {len(returns)} episodes"
-    )
+    policy = GreedyPolicy(q_network.to(device))
+    returns = evaluate(policy, saved, device, video_dir, "eval_checkpoint")
+    mean, std, n = np.mean(returns), np.std(returns), len(returns)
+    print(f"{args.eval_checkpoint}: evaluation return {mean:.1f} +- {std:.1f} over {n} episodes")
     return {
         "global_step": ckpt["global_step"],
         "episodic_returns": [],
