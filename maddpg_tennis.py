@@ -126,35 +126,513 @@ class Args:
     """standardize observations with statistics of the random-action phase (frozen after it)"""
 
 
+class BatchedMLP(nn.Module):
+    """k MLPs of one shape (ReLU between layers) evaluated as one: each layer is a batched matrix
+    product over weights (k, in, out), so n agents' networks cost the kernels of one."""
+
+    def __init__(self, k: int, sizes: list[int]):
+        super().__init__()
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default initialization
+            self.weights.append(
+                nn.Parameter(torch.empty(k, fan_in, fan_out).uniform_(-bound, bound))
+            )
+            self.biases.append(nn.Parameter(torch.empty(k, 1, fan_out).uniform_(-bound, bound)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (k, B, in) -> (k, B, out)
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias, x, weight)
+            if i < len(self.weights) - 1:
+                x = torch.relu(x)
+        return x
+
+
+class Actor(nn.Module):
+    """Every agent's deterministic policy mu_i(o_i), tanh squashed and scaled to its action
+    bounds; with shared_actor one network serves all agents."""
+
+    def __init__(self, n_agents: int, obs_dim: int, act_dim: int, low, high, args: Args):
+        super().__init__()
+        self.shared = args.shared_actor
+        sizes = [obs_dim, *args.hidden_sizes, act_dim]
+        self.net = BatchedMLP(1 if self.shared else n_agents, sizes)
+        low, high = (torch.as_tensor(b, dtype=torch.float32) for b in (low, high))
+        self.register_buffer("action_scale", (high - low) / 2)  # (n_agents, act_dim)
+        self.register_buffer("action_bias", (high + low) / 2)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, n, obs_dim) -> (B, n, act_dim)
+        batch, n, _ = obs.shape
+        obs = (obs - self.obs_mean) / self.obs_std
+        if self.shared:
+            x = self.net(obs.reshape(1, batch * n, -1)).reshape(batch, n, -1)
+        else:
+            x = self.net(obs.transpose(0, 1)).transpose(0, 1)
+        return torch.tanh(x) * self.action_scale + self.action_bias
+
+
+class Critic(nn.Module):
+    """Every agent's centralized Q_i(o_1..o_n, a_1..a_n) (with independent: Q_i(o_i, a_i)). With
+    shared_critic one network serves all agents: critic i sees agent i's observation and action
+    first and the others after it in cyclic order, so every transition trains it n times."""
+
+    def __init__(self, n_agents: int, obs_dim: int, act_dim: int, args: Args):
+        super().__init__()
+        self.independent, self.shared = args.independent, args.shared_critic
+        in_dim = obs_dim + act_dim if self.independent else n_agents * (obs_dim + act_dim)
+        self.net = BatchedMLP(1 if self.shared else n_agents, [in_dim, *args.hidden_sizes, 1])
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+        ids = torch.arange(n_agents)
+        # Row i lists the agents in critic i's order: i, i+1, ..., i-1 (not saved in checkpoints).
+        self.register_buffer("order", (ids[:, None] + ids[None]) % n_agents, persistent=False)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """obs (B, n, obs_dim); actions (n, B, n, act_dim): the joint action each critic i is
+        asked about. Returns Q (n, B)."""
+        n, batch = actions.shape[:2]
+        obs = (obs - self.obs_mean) / self.obs_std
+        if self.independent:
+            own_actions = torch.diagonal(actions, dim1=0, dim2=2).permute(2, 0, 1)  # (n, B, act)
+            x = torch.cat([obs.transpose(0, 1), own_actions], -1)
+        elif self.shared:
+            joint_obs = obs[:, self.order].transpose(0, 1).reshape(n, batch, -1)
+            own_first = actions[self.order[:, :1], :, self.order].transpose(1, 2)
+            x = torch.cat([joint_obs, own_first.reshape(n, batch, -1)], -1)
+        else:
+            joint_obs = obs.reshape(1, batch, -1).expand(n, -1, -1)
+            x = torch.cat([joint_obs, actions.reshape(n, batch, -1)], -1)
+        if self.shared:
+            return self.net(x.reshape(1, n * batch, -1)).reshape(n, batch)
+        return self.net(x).squeeze(-1)
+
+
+class ReplayBuffer:
+    """Joint transitions (all agents' observations, actions, rewards, terminations) in
+    preallocated tensors used as a ring, sampled uniformly. A truncated transition keeps its true
+    final observation as next_obs and bootstraps from it, so truncation needs no flag."""
+
+    def __init__(self, capacity: int, n_agents: int, obs_dim: int, act_dim: int, device):
+        self.capacity, self.device, self.pos, self.size = capacity, device, 0, 0
+        self.obs = torch.zeros((capacity, n_agents, obs_dim))
+        self.next_obs = torch.zeros((capacity, n_agents, obs_dim))
+        self.actions = torch.zeros((capacity, n_agents, act_dim))
+        self.rewards = torch.zeros((capacity, n_agents))
+        self.terminated = torch.zeros((capacity, n_agents))
+
+    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
+        """Adds one joint transition per env (arrays with a leading num_envs axis)."""
+        idx = (self.pos + np.arange(len(obs))) % self.capacity
+        for store, value in zip(
+            [self.obs, self.actions, self.rewards, self.next_obs, self.terminated],
+            [obs, actions, rewards, next_obs, terminated],
+        ):
+            store[idx] = torch.as_tensor(value, dtype=torch.float32)
+        self.pos = int(idx[-1] + 1) % self.capacity
+        self.size = min(self.size + len(obs), self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator):
+        t = torch.as_tensor(rng.integers(0, self.size, batch_size))
+        batch = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
+        return tuple(x[t].to(self.device, non_blocking=True) for x in batch)
+
+    def state_dict(self) -> dict:
+        n = self.size
+        names = ["obs", "next_obs", "actions", "rewards", "terminated"]
+        # clones: a saved slice would write the whole preallocated storage
+        return {"pos": self.pos, "size": n, **{k: getattr(self, k)[:n].clone() for k in names}}
+
+    def load_state_dict(self, state: dict) -> None:
+        n = self.size = state["size"]
+        self.pos = state["pos"]
+        for name in ["obs", "next_obs", "actions", "rewards", "terminated"]:
+            getattr(self, name)[:n] = state[name]
+
+
+class OrnsteinUhlenbeckNoise:
+    """Temporally correlated noise per env, agent and action dimension:
+    x <- x + theta * (0 - x) * dt + sigma * sqrt(dt) * N(0, 1); reset to 0 when an episode ends."""
+
+    def __init__(self, shape: tuple[int, ...], theta: float, dt: float):
+        self.theta, self.dt = theta, dt
+        self.x = np.zeros(shape)
+
+    def sample(self, sigma: float, rng: np.random.Generator) -> np.ndarray:
+        noise = rng.standard_normal(self.x.shape)
+        self.x = self.x - self.theta * self.x * self.dt + sigma * np.sqrt(self.dt) * noise
+        return self.x
+
+    def reset(self, done: np.ndarray) -> None:
+        self.x[done] = 0.0
+
+
+def exploration_std(args: Args, global_step: int) -> float:
+    """The exploration noise scale, decaying linearly to noise_decay_to of its start over the run."""
+    progress = global_step / args.total_timesteps
+    return args.exploration_noise * (1.0 - (1.0 - args.noise_decay_to) * progress)
+
+
+def set_obs_normalization(rb: ReplayBuffer, modules: list[nn.Module]) -> None:
+    """Fixes the networks' observation standardization to the mean and std of the observations
+    collected so far (the random-action phase), pooled over agents. Velocities of up to 30 next to
+    positions of a few units would otherwise dominate the first layer; frozen statistics keep the
+    inputs of the critic's targets from drifting."""
+    obs = rb.obs[: rb.size].reshape(-1, rb.obs.shape[-1])
+    mean, std = obs.mean(0), obs.std(0).clamp(min=1e-2)
+    for module in modules:
+        module.obs_mean.copy_(mean)
+        module.obs_std.copy_(std)
+
+
+def clip_grad_norm_per_agent(params: list[nn.Parameter], max_norm: float) -> None:
+    """Scales each agent's slice of the gradients (the leading axis) to at most max_norm, as if
+    every agent's network were clipped on its own."""
+    norms = torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in params]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for p in params:
+        p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
+
+
+def update(data, actor, actor_target, critic, critic_target, actor_opt, critic_opt, args: Args):
+    """One MADDPG step for every agent at once: critics toward r_i + gamma * Q'_i(x', mu'(o')),
+    actors up their own critic with the other agents' actions taken from the replay, then Polyak
+    updates of the targets. Returns (critic loss, actor loss, Q)."""
+    obs, actions, rewards, next_obs, terminated = data
+    n = obs.shape[1]
+    with torch.no_grad():
+        next_actions = actor_target(next_obs)
+        if args.target_policy_noise > 0:
+            # A smoother critic target, so the actors cannot exploit a narrow peak of Q.
+            clip = args.target_noise_clip
+            noise = (torch.randn_like(next_actions) * args.target_policy_noise).clamp(-clip, clip)
+            scale, bias = actor_target.action_scale, actor_target.action_bias
+            next_actions = torch.clamp(next_actions + noise * scale, bias - scale, bias + scale)
+        next_actions = next_actions[None].expand(n, -1, -1, -1)
+        next_q = critic_target(next_obs, next_actions)  # (n, B)
+        y = rewards.T + args.gamma * (1.0 - terminated.T) * next_q
+    q = critic(obs, actions[None].expand(n, -1, -1, -1))
+    # Summed over agents: each critic's parameters get the gradient of its own mean squared error.
+    critic_loss = (q - y).pow(2).mean(1).sum()
+    critic_opt.zero_grad(set_to_none=True)
+    critic_loss.backward()
+    if args.grad_clip > 0:
+        clip_grad_norm_per_agent(list(critic.parameters()), args.grad_clip)
+    critic_opt.step()
+
+    critic.requires_grad_(False)
+    # Critic i is asked about agent i's current action and the others' replayed actions.
+    own = torch.eye(n, device=obs.device).view(n, 1, n, 1)
+    joint = own * actor(obs)[None] + (1.0 - own) * actions[None]
+    actor_loss = -critic(obs, joint).mean(1).sum()
+    actor_opt.zero_grad(set_to_none=True)
+    actor_loss.backward()
+    if args.grad_clip > 0:
+        clip_grad_norm_per_agent(list(actor.parameters()), args.grad_clip)
+    actor_opt.step()
+    critic.requires_grad_(True)
+    with torch.no_grad():
+        for net, target in [(actor, actor_target), (critic, critic_target)]:
+            torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), args.tau)
+    return critic_loss.detach(), actor_loss.detach(), q.detach()
+
+
+def train(args: Args) -> dict:
+    """Runs the whole training; returns a summary (global_step, episodic_returns (scores),
+    eval_returns, sps, run_dir, solved_episode)."""
+    validate_args(args)
+    check_common_args(args)
+    if args.eval_checkpoint:
+        return evaluate_checkpoint(args)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    args = resumed_args(args, ckpt)
+    use_cuda = args.cuda and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    envs = make_multi_agent_env(args, args.num_envs, args.seed)
+    check_agents(args, envs)
+    n, obs_dim, act_dim = envs.n_agents, envs.obs_dim, envs.act_dim
+    low, high = envs.action_low, envs.action_high  # (n_agents, act_dim)
+    actor = Actor(n, obs_dim, act_dim, low, high, args).to(device)
+    critic = Critic(n, obs_dim, act_dim, args).to(device)
+    actor_target, critic_target = copy.deepcopy(actor), copy.deepcopy(critic)
+    actor_opt = torch.optim.Adam(actor.parameters(), lr=args.actor_learning_rate, fused=True)
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, fused=True)
+    report_buffer_memory(args.buffer_size, 4 * n * (2 * obs_dim + act_dim + 2))
+    rb = ReplayBuffer(args.buffer_size, n, obs_dim, act_dim, device)
+    ou = OrnsteinUhlenbeckNoise((args.num_envs, n, act_dim), args.ou_theta, args.ou_dt)
+    nets = [actor, actor_target, critic, critic_target]
+    parts = dict(zip(["actor", "actor_target", "critic", "critic_target"], nets))
+    parts.update(actor_optimizer=actor_opt, critic_optimizer=critic_opt)
+    run = Run(args, parts, rb, ou, actor, device, rng, ckpt)
+    critic_loss = actor_loss = q = torch.zeros(())
+    episode_returns = np.zeros((args.num_envs, n))
+    episode_lengths = np.zeros(args.num_envs, dtype=np.int64)
+    obs = envs.reset(seed=args.seed + run.global_step)
+    try:
+        while run.global_step < args.total_timesteps and not run.stop.requested:
+            noise_std = exploration_std(args, run.global_step)
+            if run.global_step < args.learning_starts:
+                actions = rng.uniform(low, high, (args.num_envs, n, act_dim))
+            else:
+                with torch.no_grad():
+                    actions = actor(torch.as_tensor(obs, device=device)).cpu().numpy()
+                if args.noise_type == "gaussian":
+                    noise = rng.normal(0.0, noise_std, actions.shape)
+                else:
+                    noise = ou.sample(noise_std, rng)
+                actions = (actions + noise * (high - low) / 2).clip(low, high)
+            next_obs, rewards, terminated, truncated, final_obs = envs.step(actions)
+            rb.add(obs, actions, rewards, final_obs, terminated)
+            obs = next_obs
+            episode_returns += rewards
+            episode_lengths += 1
+            run.global_step += args.num_envs
+            global_step = run.global_step
+            # Every finished episode counts once, in court order, so counts match one court's.
+            finished = terminated.all(1) | truncated
+            for i in np.flatnonzero(finished):
+                run.log_episode(float(envs.score(episode_returns[i])), episode_lengths[i])
+            episode_returns[finished] = 0.0
+            episode_lengths[finished] = 0
+            ou.reset(finished)
+            if args.normalize_obs and run.update_count == 0 and global_step > args.learning_starts:
+                set_obs_normalization(rb, nets)
+            if global_step > run.learn_after:
+                # updates_per_step may be fractional: the fractions carry over to the next steps
+                run.pending_updates += args.num_envs * args.updates_per_step
+                while run.pending_updates >= 1.0:
+                    run.pending_updates -= 1.0
+                    data = rb.sample(args.batch_size, rng)
+                    critic_loss, actor_loss, q = update(data, *nets, actor_opt, critic_opt, args)
+                    run.update_count += 1
+                if crossed(global_step, args.num_envs, LOG_EVERY) and run.update_count > 0:
+                    run.log_losses(critic_loss, actor_loss, q)
+            run.end_step()
+    finally:
+        run.close()
+    return run.finish()
+
+
+SESSION_FIELDS = ["resume", "total_timesteps", "cuda", "track", "save_model", "save_buffer"]
+SESSION_FIELDS += ["checkpoint_frequency", "capture_video"]
+"""fields a resumed run takes from the command line; all others come from its checkpoint"""
+FIX = "try lower learning rates or --grad-clip"  # what a diverging loss's message suggests
+LOG_EVERY = 1_000  # transitions between loss logs (each costs a host-device sync)
+SOLVED_SCORE = 0.5
+"""Tennis counts as solved when the mean score of 100 consecutive episodes reaches this"""
+
+
+class Run:
+    """The run's bookkeeping, so that train() reads as the algorithm: the restored checkpoint, run
+    directory, TensorBoard and W&B, progress bar, scores, evaluations, checkpoints and stops."""
+
+    def __init__(self, args: Args, parts: dict, rb: ReplayBuffer, ou, policy, device, rng, ckpt):
+        self.args, self.parts, self.rb, self.ou, self.policy = args, parts, rb, ou, policy
+        self.device, self.rng, self.wandb_id = device, rng, None
+        self.global_step, self.update_count, self.pending_updates = 0, 0, 0.0
+        self.scores, self.solved_episode, self.learn_after = [], None, args.learning_starts
+        if ckpt is not None:
+            for name, part in parts.items():
+                if isinstance(part, nn.Module):
+                    load_weights(part, ckpt[name], args.resume, name)
+                else:
+                    part.load_state_dict(ckpt[name])
+            if "buffer" in ckpt:
+                rb.load_state_dict(ckpt["buffer"])
+            else:  # learning from a near-empty buffer would overfit it: refill it first
+                self.learn_after = ckpt["global_step"] + args.learning_starts
+                reason = "holds no replay buffer (written without --save-buffer)"
+                refill = f"collecting {args.learning_starts} transitions before learning again"
+                print(f"warning: {args.resume} {reason}; {refill}")
+            set_rng_states(ckpt["rng"], rng)
+            ou.x = ckpt["ou_x"].numpy().copy()
+            self.global_step, self.update_count = ckpt["global_step"], ckpt["update_count"]
+            self.pending_updates, self.wandb_id = ckpt["pending_updates"], ckpt["wandb_id"]
+            self.scores, self.solved_episode = ckpt["scores"].tolist(), ckpt["solved_episode"]
+        self.run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
+        self.run_dir = os.path.join("runs", self.run_name)
+        self.checkpoint_path = os.path.join(self.run_dir, f"{args.exp_name}.pt")
+        if args.track:
+            import wandb
+            self.wandb_id, self.wandb = self.wandb_id or uuid.uuid4().hex[:12], wandb
+            os.makedirs(self.run_dir, exist_ok=True)
+            wandb.init(
+                project=args.wandb_project_name,
+                entity=args.wandb_entity,
+                config=vars(args),
+                name=self.run_name,
+                id=self.wandb_id,
+                resume="allow",
+                sync_tensorboard=True,
+                save_code=True,
+                dir=self.run_dir,
+            )
+        purge_step = self.global_step if ckpt is not None else None
+        self.writer = SummaryWriter(self.run_dir, purge_step=purge_step)
+        log_hyperparameters(self.writer, args)
+        self.video_dir = os.path.join("videos", self.run_name) if args.capture_video else None
+        self.stop = StopRequest()
+        tty = sys.stdout.isatty()
+        self.bar = tqdm(
+            total=args.total_timesteps, initial=self.global_step, unit="step", disable=not tty
+        )
+        self.eval_history: list[tuple[int, float]] = []
+        self.start_step, self.eval_seconds = self.global_step, 0.0
+        self.start_time = time.perf_counter()
+
+    def log_episode(self, score: float, length: int) -> None:
+        """Logs an episode's score; Tennis is solved once the last 100 average SOLVED_SCORE."""
+        self.scores.append(score)
+        step, mean100 = self.global_step, float(np.mean(self.scores[-100:]))
+        self.writer.add_scalar("charts/episodic_return", score, step)
+        self.writer.add_scalar("charts/episodic_length", length, step)
+        self.writer.add_scalar("charts/score_mean100", mean100, step)
+        self.writer.add_scalar("charts/episodes", len(self.scores), step)
+        solved = len(self.scores) >= 100 and mean100 >= SOLVED_SCORE
+        if self.args.env_id == "Tennis" and self.solved_episode is None and solved:
+            self.solved_episode = len(self.scores)
+            self.writer.add_scalar("charts/solved_episode", self.solved_episode, step)
+            tqdm.write(f"solved: 100-episode mean {mean100:.3f} at episode {self.solved_episode}")
+
+    def log_losses(self, critic_loss, actor_loss, q: torch.Tensor) -> None:
+        step = self.global_step
+        for name, loss in [("qf_loss", critic_loss), ("actor_loss", actor_loss)]:
+            log_loss(self.writer, name, loss, step, FIX)
+        for stat in ["mean", "min", "max"]:
+            self.writer.add_scalar(f"losses/q_{stat}", getattr(q, stat)().item(), step)
+
+    def end_step(self) -> None:
+        """After a step: speed and progress, then an evaluation and a checkpoint when due."""
+        steps, step, total = self.args.num_envs, self.global_step, self.args.total_timesteps
+        self.bar.update(steps)
+        log_now = crossed(step, steps, LOG_EVERY)
+        print_now = self.bar.disable and crossed(step, steps, max(total // 20, 1))
+        if log_now or print_now:
+            elapsed = time.perf_counter() - self.start_time - self.eval_seconds
+            sps, episodes = (step - self.start_step) / elapsed, len(self.scores)
+            recent = np.mean(self.scores[-100:]) if self.scores else float("nan")
+            if log_now:
+                self.writer.add_scalar("charts/SPS", sps, step)
+                self.bar.set_postfix(sps=f"{sps:.0f}", episodes=episodes, score100=f"{recent:.3f}")
+            if print_now:
+                line = f"sps {sps:.0f} episodes {episodes} score(last 100) {recent:.3f}"
+                print(f"step {step}/{total} {line}", flush=True)
+        if crossed(step, steps, self.args.eval_frequency) and step < total:
+            eval_start = time.perf_counter()
+            self.evaluation()
+            self.eval_seconds += time.perf_counter() - eval_start
+        if self.args.save_model and crossed(step, steps, self.args.checkpoint_frequency):
+            self.save()
+
+    def evaluation(self) -> list[float]:
+        prefix = f"eval_step{self.global_step}"
+        returns = evaluate(self.policy, self.args, self.device, self.video_dir, prefix)
+        self.eval_history.append((self.global_step, float(np.mean(returns))))
+        self.writer.add_scalar("eval/episodic_return", np.mean(returns), self.global_step)
+        return returns
+
+    def save(self) -> bool:
+        state = {name: part.state_dict() for name, part in self.parts.items()}
+        state.update(args=asdict(self.args), run_name=self.run_name, wandb_id=self.wandb_id)
+        state.update(rng=rng_states(self.rng), global_step=self.global_step)
+        state.update(update_count=self.update_count, pending_updates=self.pending_updates)
+        state.update(ou_x=torch.as_tensor(self.ou.x), solved_episode=self.solved_episode)
+        state.update(scores=torch.as_tensor(self.scores, dtype=torch.float64))
+        if self.args.save_buffer:
+            state["buffer"] = self.rb.state_dict()
+        modules = [part for part in self.parts.values() if isinstance(part, nn.Module)]
+        return save_checkpoint(self.checkpoint_path, state, modules)
+
+    def close(self) -> None:
+        self.stop.restore()
+        self.bar.close()
+
+    def finish(self) -> dict:
+        """The final evaluation (none after a stop), the last checkpoint; returns the summary."""
+        eval_returns: list[float] = []
+        step, episodes, solved_episode = self.global_step, len(self.scores), self.solved_episode
+        if not self.stop.requested:
+            eval_returns = self.evaluation()
+            solved = f"solved at episode {solved_episode}" if solved_episode else "not solved"
+            mean, std, n = np.mean(eval_returns), np.std(eval_returns), len(eval_returns)
+            line = f"evaluation score {mean:.3f} +- {std:.3f} over {n} episodes"
+            print(f"step {step}, {episodes} episodes ({solved}): {line}", flush=True)
+        saved = self.args.save_model and self.save()
+        if self.stop.requested:
+            where = f"checkpoint in {self.checkpoint_path}" if saved else "no checkpoint written"
+            hint = "" if self.args.save_model else " (--save-model writes one)"
+            print(f"stopped at step {step}: {where}{hint}", flush=True)
+        elapsed = time.perf_counter() - self.start_time - self.eval_seconds
+        sps = (step - self.start_step) / max(elapsed, 1e-9)
+        self.writer.add_scalar("charts/SPS", sps, step)
+        self.writer.close()
+        if self.args.track:
+            self.wandb.finish()
+        return {
+            "global_step": step,
+            "update_count": self.update_count,
+            "episodic_returns": self.scores,
+            "eval_returns": eval_returns,
+            "eval_history": self.eval_history,
+            "solved_episode": solved_episode,
+            "sps": sps,
+            "run_dir": self.run_dir,
+            "checkpoint": self.checkpoint_path if self.args.save_model else None,
+            "interrupted": self.stop.requested,
+        }
+
+
+# --- shared: validation ---
+def check_rules(args, rules: list) -> None:
+    """Raises ValueError naming the first flag that breaks a rule: (flag names, test, what it must be)."""
+    for names, test, what in rules:
+        for name in names:
+            if not test(getattr(args, name)):
+                flag = f"--{name.replace('_', '-')}"
+                raise ValueError(f"{flag} must be {what}, got {getattr(args, name)}")
+
+
+# --- end shared: validation ---
+
+
+POSITIVE = ["total_timesteps", "num_envs", "eval_episodes", "batch_size", "buffer_size"]
+POSITIVE += ["max_episode_steps", "actor_learning_rate", "critic_learning_rate"]
+NONNEGATIVE = ["checkpoint_frequency", "eval_frequency", "learning_starts", "updates_per_step"]
+NONNEGATIVE += ["target_policy_noise", "target_noise_clip", "exploration_noise"]
+RULES = [
+    (POSITIVE, lambda v: v > 0, "positive"),
+    (NONNEGATIVE, lambda v: v >= 0, ">= 0"),
+    (["hidden_sizes"], lambda v: all(h > 0 for h in v), "all positive"),
+    (["gamma", "noise_decay_to"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    (["tau"], lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+    (["grad_clip"], lambda v: v >= 0, ">= 0 (0 disables it)"),
+]
+
+
 def validate_args(args: Args) -> None:
     """Raises ValueError naming the flag and the fix before anything is built."""
-    positive = ["total_timesteps", "num_envs", "eval_episodes", "batch_size", "buffer_size"]
-    positive += ["max_episode_steps", "actor_learning_rate", "critic_learning_rate"]
-    for name in positive:
-        if not getattr(args, name) > 0:
-            raise ValueError(
-                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
-            )
-    nonnegative = ["checkpoint_frequency", "eval_frequency", "learning_starts", "updates_per_step"]
-    nonnegative += ["target_policy_noise", "target_noise_clip"]
-    for name in nonnegative:
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if not all(h > 0 for h in args.hidden_sizes):
-        raise ValueError(f"--hidden-sizes must all be positive, got {args.hidden_sizes}")
-    if not 0.0 <= args.gamma <= 1.0:
-        raise ValueError(f"--gamma must be in [0, 1], got {args.gamma}")
-    if not 0.0 < args.tau <= 1.0:
-        raise ValueError(f"--tau must be in (0, 1], got {args.tau}")
+    check_rules(args, RULES)
     if args.batch_size > args.buffer_size:
+        sizes = f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}"
+        raise ValueError(f"{sizes}; lower the batch or raise the buffer")
+
+
+def check_agents(args: Args, envs) -> None:
+    """Refuses to share networks between agents that differ (bounds or observation sizes)."""
+    low, high = envs.action_low, envs.action_high  # (n_agents, act_dim)
+    if args.shared_actor and not (np.all(low == low[0]) and np.all(high == high[0])):
         raise ValueError(
-            f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}; "
-            "lower the batch or raise the buffer"
+            f"--shared-actor needs agents with equal action bounds; {args.env_id}'s differ: "
+            "pass --no-shared-actor"
         )
-    if args.exploration_noise < 0 or not 0.0 <= args.noise_decay_to <= 1.0:
-        raise ValueError("--exploration-noise must be >= 0 and --noise-decay-to in [0, 1]")
-    if args.grad_clip < 0:
-        raise ValueError(f"--grad-clip must be >= 0 (0 disables it), got {args.grad_clip}")
+    obs_dims = getattr(envs, "obs_dims", [envs.obs_dim] * envs.n_agents)  # Tennis: both alike
+    if (args.shared_actor or args.shared_critic) and len(set(obs_dims)) > 1:
+        raise ValueError(
+            f"{args.env_id}'s agents observe {obs_dims} values: sharing networks needs "
+            "symmetric agents; pass --no-shared-actor --no-shared-critic"
+        )
 
 
 class Tennis:
@@ -564,218 +1042,6 @@ def make_multi_agent_env(args: Args, num_envs: int, seed: int, render: bool = Fa
     return PettingZooVecEnv(args.env_id, num_envs, seed, render)
 
 
-class BatchedMLP(nn.Module):
-    """k MLPs of one shape (ReLU between layers) evaluated as one: each layer is a batched matrix
-    product over weights (k, in, out), so n agents' networks cost the kernels of one."""
-
-    def __init__(self, k: int, sizes: list[int]):
-        super().__init__()
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default initialization
-            self.weights.append(
-                nn.Parameter(torch.empty(k, fan_in, fan_out).uniform_(-bound, bound))
-            )
-            self.biases.append(nn.Parameter(torch.empty(k, 1, fan_out).uniform_(-bound, bound)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (k, B, in) -> (k, B, out)
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias, x, weight)
-            if i < len(self.weights) - 1:
-                x = torch.relu(x)
-        return x
-
-
-class Actor(nn.Module):
-    """Every agent's deterministic policy mu_i(o_i), tanh squashed and scaled to its action
-    bounds; with shared_actor one network serves all agents."""
-
-    def __init__(self, n_agents: int, obs_dim: int, act_dim: int, low, high, args: Args):
-        super().__init__()
-        self.shared = args.shared_actor
-        sizes = [obs_dim, *args.hidden_sizes, act_dim]
-        self.net = BatchedMLP(1 if self.shared else n_agents, sizes)
-        low, high = (torch.as_tensor(b, dtype=torch.float32) for b in (low, high))
-        self.register_buffer("action_scale", (high - low) / 2)  # (n_agents, act_dim)
-        self.register_buffer("action_bias", (high + low) / 2)
-        self.register_buffer("obs_mean", torch.zeros(obs_dim))
-        self.register_buffer("obs_std", torch.ones(obs_dim))
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, n, obs_dim) -> (B, n, act_dim)
-        batch, n, _ = obs.shape
-        obs = (obs - self.obs_mean) / self.obs_std
-        if self.shared:
-            x = self.net(obs.reshape(1, batch * n, -1)).reshape(batch, n, -1)
-        else:
-            x = self.net(obs.transpose(0, 1)).transpose(0, 1)
-        return torch.tanh(x) * self.action_scale + self.action_bias
-
-
-class Critic(nn.Module):
-    """Every agent's centralized Q_i(o_1..o_n, a_1..a_n) (with independent: Q_i(o_i, a_i)). With
-    shared_critic one network serves all agents: critic i sees agent i's observation and action
-    first and the others after it in cyclic order, so every transition trains it n times."""
-
-    def __init__(self, n_agents: int, obs_dim: int, act_dim: int, args: Args):
-        super().__init__()
-        self.independent, self.shared = args.independent, args.shared_critic
-        in_dim = obs_dim + act_dim if self.independent else n_agents * (obs_dim + act_dim)
-        self.net = BatchedMLP(1 if self.shared else n_agents, [in_dim, *args.hidden_sizes, 1])
-        self.register_buffer("obs_mean", torch.zeros(obs_dim))
-        self.register_buffer("obs_std", torch.ones(obs_dim))
-        ids = torch.arange(n_agents)
-        # Row i lists the agents in critic i's order: i, i+1, ..., i-1 (not saved in checkpoints).
-        self.register_buffer("order", (ids[:, None] + ids[None]) % n_agents, persistent=False)
-
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """obs (B, n, obs_dim); actions (n, B, n, act_dim): the joint action each critic i is
-        asked about. Returns Q (n, B)."""
-        n, batch = actions.shape[:2]
-        obs = (obs - self.obs_mean) / self.obs_std
-        if self.independent:
-            own_actions = torch.diagonal(actions, dim1=0, dim2=2).permute(2, 0, 1)  # (n, B, act)
-            x = torch.cat([obs.transpose(0, 1), own_actions], -1)
-        elif self.shared:
-            joint_obs = obs[:, self.order].transpose(0, 1).reshape(n, batch, -1)
-            own_first = actions[self.order[:, :1], :, self.order].transpose(1, 2)
-            x = torch.cat([joint_obs, own_first.reshape(n, batch, -1)], -1)
-        else:
-            joint_obs = obs.reshape(1, batch, -1).expand(n, -1, -1)
-            x = torch.cat([joint_obs, actions.reshape(n, batch, -1)], -1)
-        if self.shared:
-            return self.net(x.reshape(1, n * batch, -1)).reshape(n, batch)
-        return self.net(x).squeeze(-1)
-
-
-class ReplayBuffer:
-    """Joint transitions (all agents' observations, actions, rewards, terminations) in
-    preallocated tensors used as a ring, sampled uniformly. A truncated transition keeps its true
-    final observation as next_obs and bootstraps from it, so truncation needs no flag."""
-
-    def __init__(self, capacity: int, n_agents: int, obs_dim: int, act_dim: int, device):
-        self.capacity, self.device, self.pos, self.size = capacity, device, 0, 0
-        self.obs = torch.zeros((capacity, n_agents, obs_dim))
-        self.next_obs = torch.zeros((capacity, n_agents, obs_dim))
-        self.actions = torch.zeros((capacity, n_agents, act_dim))
-        self.rewards = torch.zeros((capacity, n_agents))
-        self.terminated = torch.zeros((capacity, n_agents))
-
-    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
-        """Adds one joint transition per env (arrays with a leading num_envs axis)."""
-        idx = (self.pos + np.arange(len(obs))) % self.capacity
-        for store, value in zip(
-            [self.obs, self.actions, self.rewards, self.next_obs, self.terminated],
-            [obs, actions, rewards, next_obs, terminated],
-        ):
-            store[idx] = torch.as_tensor(value, dtype=torch.float32)
-        self.pos = int(idx[-1] + 1) % self.capacity
-        self.size = min(self.size + len(obs), self.capacity)
-
-    def sample(self, batch_size: int, rng: np.random.Generator):
-        t = torch.as_tensor(rng.integers(0, self.size, batch_size))
-        batch = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
-        return tuple(x[t].to(self.device, non_blocking=True) for x in batch)
-
-    def state_dict(self) -> dict:
-        n = self.size
-        names = ["obs", "next_obs", "actions", "rewards", "terminated"]
-        # clones: a saved slice would write the whole preallocated storage
-        return {"pos": self.pos, "size": n, **{k: getattr(self, k)[:n].clone() for k in names}}
-
-    def load_state_dict(self, state: dict) -> None:
-        n = self.size = state["size"]
-        self.pos = state["pos"]
-        for name in ["obs", "next_obs", "actions", "rewards", "terminated"]:
-            getattr(self, name)[:n] = state[name]
-
-
-class OrnsteinUhlenbeckNoise:
-    """Temporally correlated noise per env, agent and action dimension:
-    x <- x + theta * (0 - x) * dt + sigma * sqrt(dt) * N(0, 1); reset to 0 when an episode ends."""
-
-    def __init__(self, shape: tuple[int, ...], theta: float, dt: float):
-        self.theta, self.dt = theta, dt
-        self.x = np.zeros(shape)
-
-    def sample(self, sigma: float, rng: np.random.Generator) -> np.ndarray:
-        noise = rng.standard_normal(self.x.shape)
-        self.x = self.x - self.theta * self.x * self.dt + sigma * np.sqrt(self.dt) * noise
-        return self.x
-
-    def reset(self, done: np.ndarray) -> None:
-        self.x[done] = 0.0
-
-
-def exploration_std(args: Args, global_step: int) -> float:
-    """The exploration noise scale, decaying linearly to noise_decay_to of its start over the run."""
-    progress = global_step / args.total_timesteps
-    return args.exploration_noise * (1.0 - (1.0 - args.noise_decay_to) * progress)
-
-
-def set_obs_normalization(rb: ReplayBuffer, modules: list[nn.Module]) -> None:
-    """Fixes the networks' observation standardization to the mean and std of the observations
-    collected so far (the random-action phase), pooled over agents. Velocities of up to 30 next to
-    positions of a few units would otherwise dominate the first layer; frozen statistics keep the
-    inputs of the critic's targets from drifting."""
-    obs = rb.obs[: rb.size].reshape(-1, rb.obs.shape[-1])
-    mean, std = obs.mean(0), obs.std(0).clamp(min=1e-2)
-    for module in modules:
-        module.obs_mean.copy_(mean)
-        module.obs_std.copy_(std)
-
-
-def clip_grad_norm_per_agent(params: list[nn.Parameter], max_norm: float) -> None:
-    """Scales each agent's slice of the gradients (the leading axis) to at most max_norm, as if
-    every agent's network were clipped on its own."""
-    norms = torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in params]).sum(0).sqrt()
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for p in params:
-        p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
-
-
-def update(data, actor, actor_target, critic, critic_target, actor_opt, critic_opt, args: Args):
-    """One MADDPG step for every agent at once: critics toward r_i + gamma * Q'_i(x', mu'(o')),
-    actors up their own critic with the other agents' actions taken from the replay, then Polyak
-    updates of the targets. Returns (critic loss, actor loss, Q)."""
-    obs, actions, rewards, next_obs, terminated = data
-    n = obs.shape[1]
-    with torch.no_grad():
-        next_actions = actor_target(next_obs)
-        if args.target_policy_noise > 0:
-            # A smoother critic target, so the actors cannot exploit a narrow peak of Q.
-            clip = args.target_noise_clip
-            noise = (torch.randn_like(next_actions) * args.target_policy_noise).clamp(-clip, clip)
-            scale, bias = actor_target.action_scale, actor_target.action_bias
-            next_actions = torch.clamp(next_actions + noise * scale, bias - scale, bias + scale)
-        next_actions = next_actions[None].expand(n, -1, -1, -1)
-        next_q = critic_target(next_obs, next_actions)  # (n, B)
-        y = rewards.T + args.gamma * (1.0 - terminated.T) * next_q
-    q = critic(obs, actions[None].expand(n, -1, -1, -1))
-    # Summed over agents: each critic's parameters get the gradient of its own mean squared error.
-    critic_loss = (q - y).pow(2).mean(1).sum()
-    critic_opt.zero_grad(set_to_none=True)
-    critic_loss.backward()
-    if args.grad_clip > 0:
-        clip_grad_norm_per_agent(list(critic.parameters()), args.grad_clip)
-    critic_opt.step()
-
-    critic.requires_grad_(False)
-    # Critic i is asked about agent i's current action and the others' replayed actions.
-    own = torch.eye(n, device=obs.device).view(n, 1, n, 1)
-    joint = own * actor(obs)[None] + (1.0 - own) * actions[None]
-    actor_loss = -critic(obs, joint).mean(1).sum()
-    actor_opt.zero_grad(set_to_none=True)
-    actor_loss.backward()
-    if args.grad_clip > 0:
-        clip_grad_norm_per_agent(list(actor.parameters()), args.grad_clip)
-    actor_opt.step()
-    critic.requires_grad_(True)
-    with torch.no_grad():
-        for net, target in [(actor, actor_target), (critic, critic_target)]:
-            torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), args.tau)
-    return critic_loss.detach(), actor_loss.detach(), q.detach()
-
-
 def evaluate(actor: Actor, args: Args, device, video_dir: str | None = None, prefix="eval"):
     """Plays args.eval_episodes episodes of the deterministic agents (no exploration noise), one
     per court or env copy, side by side; returns their scores. Records the first with a video_dir.
@@ -967,25 +1233,6 @@ def crossed(step: int, increment: int, every: int) -> bool:
 # --- end shared: checkpoint ---
 
 
-FIX = "try lower learning rates or --grad-clip"
-"""what a diverging loss's message suggests"""
-LOG_EVERY = 1_000
-"""transitions between loss logs (each costs a host-device sync)"""
-SOLVED_SCORE = 0.5
-"""Tennis counts as solved when the mean score of 100 consecutive episodes reaches this"""
-SESSION_FIELDS = [
-    "resume",
-    "total_timesteps",
-    "cuda",
-    "track",
-    "save_model",
-    "save_buffer",
-    "checkpoint_frequency",
-    "capture_video",
-]
-"""fields a resumed run takes from the command line; all others come from its checkpoint"""
-
-
 # --- shared: seeding ---
 def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
     """Seeds random, numpy and torch; returns the generator this script draws its own noise from."""
@@ -1032,254 +1279,8 @@ def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
 # --- end shared: log_hyperparameters ---
 
 
-def train(args: Args) -> dict:
-    """Runs the whole training; returns a summary (global_step, episodic_returns (scores),
-    eval_returns, sps, run_dir, solved_episode)."""
-    validate_args(args)
-    check_common_args(args)
-    if args.eval_checkpoint:
-        return evaluate_checkpoint(args)
-    ckpt = load_checkpoint(args.resume) if args.resume else None
-    if ckpt is not None:
-        args = resumed_args(args, ckpt)
-    use_cuda = args.cuda and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
-    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
-    envs = make_multi_agent_env(args, args.num_envs, args.seed)
-    n, obs_dim, act_dim = envs.n_agents, envs.obs_dim, envs.act_dim
-    low, high = envs.action_low, envs.action_high  # (n_agents, act_dim)
-    if args.shared_actor and not (np.all(low == low[0]) and np.all(high == high[0])):
-        raise ValueError(
-            f"--shared-actor needs agents with equal action bounds; {args.env_id}'s differ: "
-            "pass --no-shared-actor"
-        )
-    obs_dims = getattr(envs, "obs_dims", [obs_dim] * n)  # Tennis: both agents alike
-    if (args.shared_actor or args.shared_critic) and len(set(obs_dims)) > 1:
-        raise ValueError(
-            f"{args.env_id}'s agents observe {obs_dims} values: sharing networks needs "
-            "symmetric agents; pass --no-shared-actor --no-shared-critic"
-        )
-
-    actor = Actor(n, obs_dim, act_dim, low, high, args).to(device)
-    critic = Critic(n, obs_dim, act_dim, args).to(device)
-    actor_target, critic_target = copy.deepcopy(actor), copy.deepcopy(critic)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.actor_learning_rate, fused=True)
-    critic_optimizer = torch.optim.Adam(
-        critic.parameters(), lr=args.critic_learning_rate, fused=True
-    )
-    report_buffer_memory(args.buffer_size, 4 * n * (2 * obs_dim + act_dim + 2))
-    rb = ReplayBuffer(args.buffer_size, n, obs_dim, act_dim, device)
-    learn_after = args.learning_starts
-    ou = OrnsteinUhlenbeckNoise((args.num_envs, n, act_dim), args.ou_theta, args.ou_dt)
-
-    networks = {
-        "actor": actor,
-        "actor_target": actor_target,
-        "critic": critic,
-        "critic_target": critic_target,
-    }
-    optimizers = {"actor_optimizer": actor_optimizer, "critic_optimizer": critic_optimizer}
-    global_step, update_count, pending_updates = 0, 0, 0.0
-    scores: list[float] = []
-    solved_episode, wandb_id = None, None
-    if ckpt is not None:
-        for name, module in networks.items():
-            load_weights(module, ckpt[name], args.resume, name)
-        for name, optimizer in optimizers.items():
-            optimizer.load_state_dict(ckpt[name])
-        if "buffer" in ckpt:
-            rb.load_state_dict(ckpt["buffer"])
-        else:  # learning from a near-empty buffer would overfit it: refill it first
-            learn_after = ckpt["global_step"] + args.learning_starts
-            print(
-                f"warning: {args.resume} holds no replay buffer (written without --save-buffer); "
-                f"collecting {args.learning_starts} transitions before learning again"
-            )
-        set_rng_states(ckpt["rng"], rng)
-        ou.x = ckpt["ou_x"].numpy().copy()
-        global_step, update_count = ckpt["global_step"], ckpt["update_count"]
-        pending_updates, wandb_id = ckpt["pending_updates"], ckpt["wandb_id"]
-        scores, solved_episode = ckpt["scores"].tolist(), ckpt["solved_episode"]
-    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
-    run_dir = os.path.join("runs", run_name)
-    checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-    if args.track:
-        import wandb
-
-        wandb_id = wandb_id or uuid.uuid4().hex[:12]
-        os.makedirs(run_dir, exist_ok=True)
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            config=vars(args),
-            name=run_name,
-            id=wandb_id,
-            resume="allow",
-            sync_tensorboard=True,
-            save_code=True,
-            dir=run_dir,
-        )
-    writer = SummaryWriter(run_dir, purge_step=global_step if ckpt is not None else None)
-    log_hyperparameters(writer, args)
-
-    def write_checkpoint() -> None:
-        state = {name: module.state_dict() for name, module in {**networks, **optimizers}.items()}
-        state.update(args=asdict(args), run_name=run_name, wandb_id=wandb_id, rng=rng_states(rng))
-        state.update(global_step=global_step, update_count=update_count)
-        state.update(pending_updates=pending_updates, ou_x=torch.as_tensor(ou.x))
-        state.update(scores=torch.as_tensor(scores, dtype=torch.float64))
-        state.update(solved_episode=solved_episode)
-        if args.save_buffer:
-            state["buffer"] = rb.state_dict()
-        save_checkpoint(checkpoint_path, state, list(networks.values()))
-
-    video_dir = os.path.join("videos", run_name) if args.capture_video else None
-    stop = StopRequest()
-    bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
-    eval_history: list[tuple[int, float]] = []
-    critic_loss = actor_loss = q = torch.zeros(())
-    episode_returns = np.zeros((args.num_envs, n))
-    episode_lengths = np.zeros(args.num_envs, dtype=np.int64)
-    start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
-    obs = envs.reset(seed=args.seed + global_step)
-    try:
-        while global_step < args.total_timesteps and not stop.requested:
-            noise_std = exploration_std(args, global_step)
-            if global_step < args.learning_starts:
-                actions = rng.uniform(low, high, (args.num_envs, n, act_dim))
-            else:
-                with torch.no_grad():
-                    actions = actor(torch.as_tensor(obs, device=device)).cpu().numpy()
-                if args.noise_type == "gaussian":
-                    noise = rng.normal(0.0, noise_std, actions.shape)
-                else:
-                    noise = ou.sample(noise_std, rng)
-                actions = (actions + noise * (high - low) / 2).clip(low, high)
-            next_obs, rewards, terminated, truncated, final_obs = envs.step(actions)
-            rb.add(obs, actions, rewards, final_obs, terminated)
-            obs = next_obs
-            episode_returns += rewards
-            episode_lengths += 1
-            global_step += args.num_envs
-            bar.update(args.num_envs)
-
-            # Every finished episode counts once, in court order, so counts match one court's.
-            finished = terminated.all(1) | truncated
-            for i in np.flatnonzero(finished):
-                score = float(envs.score(episode_returns[i]))
-                scores.append(score)
-                mean100 = float(np.mean(scores[-100:]))
-                writer.add_scalar("charts/episodic_return", score, global_step)
-                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
-                writer.add_scalar("charts/score_mean100", mean100, global_step)
-                writer.add_scalar("charts/episodes", len(scores), global_step)
-                if (
-                    args.env_id == "Tennis"
-                    and solved_episode is None
-                    and len(scores) >= 100
-                    and mean100 >= SOLVED_SCORE
-                ):
-                    solved_episode = len(scores)
-                    writer.add_scalar("charts/solved_episode", solved_episode, global_step)
-                    tqdm.write(
-                        f"solved: 100-episode mean {mean100:.3f} at episode {solved_episode}"
-                    )
-            episode_returns[finished] = 0.0
-            episode_lengths[finished] = 0
-            ou.reset(finished)
-
-            if args.normalize_obs and update_count == 0 and global_step > args.learning_starts:
-                set_obs_normalization(rb, [actor, actor_target, critic, critic_target])
-            if global_step > learn_after:
-                pending_updates += args.num_envs * args.updates_per_step
-                while pending_updates >= 1.0:
-                    pending_updates -= 1.0
-                    data = rb.sample(args.batch_size, rng)
-                    critic_loss, actor_loss, q = update(
-                        data,
-                        actor,
-                        actor_target,
-                        critic,
-                        critic_target,
-                        actor_optimizer,
-                        critic_optimizer,
-                        args,
-                    )
-                    update_count += 1
-                if crossed(global_step, args.num_envs, LOG_EVERY) and update_count > 0:
-                    for name, loss in [("qf_loss", critic_loss), ("actor_loss", actor_loss)]:
-                        log_loss(writer, name, loss, global_step, FIX)
-                    writer.add_scalar("losses/q_mean", q.mean().item(), global_step)
-                    writer.add_scalar("losses/q_min", q.min().item(), global_step)
-                    writer.add_scalar("losses/q_max", q.max().item(), global_step)
-
-            log_now = crossed(global_step, args.num_envs, LOG_EVERY)
-            print_now = bar.disable and crossed(
-                global_step, args.num_envs, max(args.total_timesteps // 20, 1)
-            )
-            if log_now or print_now:  # not every step: these are only for the logs
-                sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
-                recent = np.mean(scores[-100:]) if scores else float("nan")
-                if log_now:
-                    writer.add_scalar("charts/SPS", sps, global_step)
-                    bar.set_postfix(
-                        sps=f"{sps:.0f}", episodes=len(scores), score100=f"{recent:.3f}"
-                    )
-                if print_now:
-                    print(
-                        f"step {global_step}/{args.total_timesteps} sps {sps:.0f} episodes "
-                        f"{len(scores)} score(last 100) {recent:.3f}",
-                        flush=True,
-                    )
-            if crossed(global_step, args.num_envs, args.eval_frequency) and (
-                global_step < args.total_timesteps
-            ):
-                eval_start = time.perf_counter()
-                returns = evaluate(actor, args, device, video_dir, f"eval_step{global_step}")
-                eval_history.append((global_step, float(np.mean(returns))))
-                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
-                eval_seconds += time.perf_counter() - eval_start
-            if args.save_model and crossed(global_step, args.num_envs, args.checkpoint_frequency):
-                write_checkpoint()
-    finally:
-        stop.restore()
-        bar.close()
-
-    eval_returns: list[float] = []
-    if not stop.requested:
-        eval_returns = evaluate(actor, args, device, video_dir, f"eval_step{global_step}")
-        eval_history.append((global_step, float(np.mean(eval_returns))))
-        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
-        solved = f"solved at episode {solved_episode}" if solved_episode else "not solved"
-        print(
-            f"step {global_step}, {len(scores)} episodes ({solved}): evaluation score "
-            f"{np.mean(eval_returns):.3f} +- {np.std(eval_returns):.3f} over "
-            f"{len(eval_returns)} episodes",
-            flush=True,
-        )
-    if args.save_model:
-        write_checkpoint()
-    elapsed = time.perf_counter() - start_time - eval_seconds
-    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
-    writer.close()
-    if args.track:
-        wandb.finish()
-    return {
-        "global_step": global_step,
-        "update_count": update_count,
-        "episodic_returns": scores,
-        "eval_returns": eval_returns,
-        "eval_history": eval_history,
-        "solved_episode": solved_episode,
-        "sps": (global_step - start_step) / max(elapsed, 1e-9),
-        "run_dir": run_dir,
-        "checkpoint": checkpoint_path if args.save_model else None,
-        "interrupted": stop.requested,
-    }
-
-
 def evaluate_checkpoint(args: Args) -> dict:
-    """--eval-checkpoint: load the actors, evaluate them (recording with --capture-video), return."""
+    """--eval-checkpoint: evaluate the saved actors (recording with --capture-video)."""
     ckpt = load_checkpoint(args.eval_checkpoint)
     saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
     use_cuda = args.cuda and torch.cuda.is_available()
@@ -1290,10 +1291,8 @@ def evaluate_checkpoint(args: Args) -> dict:
     load_weights(actor, ckpt["actor"], args.eval_checkpoint, "actor")
     video_dir = os.path.join("videos", ckpt["run_name"]) if args.capture_video else None
     returns = evaluate(actor.to(device), saved, device, video_dir, "eval_checkpoint")
-    print(
-        f"{args.eval_checkpoint}: evaluation score {np.mean(returns):.3f} "
-        f"+- {np.std(returns):.3f} over {len(returns)} episodes"
-    )
+    mean, std, n = np.mean(returns), np.std(returns), len(returns)
+    print(f"{args.eval_checkpoint}: evaluation score {mean:.3f} +- {std:.3f} over {n} episodes")
     return {
         "global_step": ckpt["global_step"],
         "episodic_returns": [],
