@@ -185,7 +185,7 @@ def test_grad_clip_bounds_the_critic_gradient_norm(script):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_actor_update_moves_targets_by_tau_and_leaves_critic_weights_alone(script):
+def test_actor_update_leaves_critic_weights_alone_and_soft_update_moves_targets_by_tau(script):
     torch.manual_seed(0)
     args, actor, actor_target, qf, qf_target = networks(script, tau=0.25)
     with torch.no_grad():
@@ -194,7 +194,9 @@ def test_actor_update_moves_targets_by_tau_and_leaves_critic_weights_alone(scrip
     before_target = [p.clone() for p in qf_target.parameters()]
     before_qf = [p.clone() for p in qf.parameters()]
     optimizer = torch.optim.Adam(actor.parameters())
-    script.update_actor(torch.randn(32, 3), actor, actor_target, qf, qf_target, optimizer, args)
+    script.update_actor(torch.randn(32, 3), actor, qf, optimizer, args)
+    assert all(torch.equal(a, b) for a, b in zip(before_target, qf_target.parameters()))
+    script.soft_update([(actor, actor_target), (qf, qf_target)], args.tau)
     for old, new, online in zip(before_target, qf_target.parameters(), qf.parameters()):
         assert torch.allclose(
             new, 0.75 * old + 0.25 * online
@@ -434,7 +436,7 @@ def test_tensorboard_keys_and_wandb_offline_run(script, in_tmp):
         (dict(batch_size=512, buffer_size=256), "--batch-size 512 is larger than --buffer-size"),
         (dict(gamma=1.5), r"--gamma must be in \[0, 1\]"),
         (dict(total_timesteps=0), "--total-timesteps must be positive"),
-        (dict(hidden_sizes=(64, 0)), "--hidden-sizes must all be positive"),
+        (dict(hidden_sizes=(64, 0)), "--hidden-sizes must be all positive"),
         (dict(num_envs=0), "--num-envs must be positive"),
         (dict(resume="missing.pt"), "checkpoint missing.pt does not exist"),
     ],

@@ -91,13 +91,15 @@ def test_fixed_alpha_without_autotune():
     assert not temperature.log_alpha.requires_grad
 
 
-def test_actor_update_uses_both_critics_and_moves_the_target_critics_by_tau():
+def test_actor_update_uses_both_critics_and_soft_update_moves_the_target_critics_by_tau():
     args, actor, qf, qf_target = actor_and_critics(tau=0.25)
     before_target = [p.clone() for p in qf_target.parameters()]
     before_qf = [p.clone() for p in qf.parameters()]
     temperature = sac.Temperature(2, args)
     optimizer = torch.optim.Adam(actor.parameters())
-    sac.update_actor(torch.randn(32, 3), actor, qf, qf_target, optimizer, temperature, args)
+    sac.update_actor(torch.randn(32, 3), actor, qf, optimizer, temperature, args)
+    assert all(torch.equal(a, b) for a, b in zip(before_target, qf_target.parameters()))
+    sac.soft_update([(qf, qf_target)], args.tau)
     for old, new, online in zip(before_target, qf_target.parameters(), qf.parameters()):
         assert torch.allclose(new, 0.75 * old + 0.25 * online)
     assert all(torch.equal(a, b) for a, b in zip(before_qf, qf.parameters()))
@@ -131,8 +133,9 @@ def test_evaluate_returns_do_not_depend_on_the_torch_rng(in_tmp):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(alpha=0.0, autotune=False), "--alpha and --target-entropy-scale must be positive"),
-        (dict(target_entropy_scale=float("inf")), "must be positive and finite"),
+        (dict(alpha=0.0, autotune=False), "--alpha must be positive"),
+        (dict(target_entropy_scale=float("inf")), "--target-entropy-scale must be finite"),
+        (dict(target_entropy_scale=-1.0), "--target-entropy-scale must be positive"),
     ],
 )
 def test_bad_temperature_options_give_a_clear_error(in_tmp, overrides, message):

@@ -34,9 +34,54 @@ def shared_blocks(path: Path) -> dict[str, str]:
     return blocks
 
 
-def test_there_are_scripts_with_shared_blocks():
-    assert {p.name for p in SCRIPTS} >= {"ddpg_continuous.py", "td3_continuous.py"}
-    assert len(shared_blocks(ROOT / "td3_continuous.py")) >= 5
+# Pieces shared by name: each top-level function, class or constant listed for a group of scripts
+# is the same text in every script of the group. A reader finds them by their names; no markers.
+CONTINUOUS = ["ddpg_continuous.py", "td3_continuous.py", "sac_continuous.py"]
+SHARED_BY_NAME = {
+    tuple(CONTINUOUS): (
+        "mlp ReplayBuffer soft_update FIX LOG_EVERY validate_args.__doc__ checked_args check_rules "
+        "check_env_id make_env QuietBullet evaluate report_buffer_memory buffer_state "
+        "restore_buffer Run start_wandb rng_states set_rng_states SCRIPT save_checkpoint "
+        "load_checkpoint resumed_args check_common_args LOSS_BOUND log_loss load_weights StopRequest "
+        "crossed SESSION_FIELDS seed_everything new_run_name log_hyperparameters make_vector_env"
+    ).split(),
+    ("ddpg_continuous.py", "td3_continuous.py"): (
+        "Actor OrnsteinUhlenbeckNoise ParameterNoise explore exploration_std evaluate_checkpoint"
+    ).split(),
+}
+
+
+def top_level_sources(path: Path) -> dict[str, str]:
+    """NAME -> source text of each top-level function, class and assignment (with decorators)."""
+    text = path.read_text()
+    lines = text.splitlines()
+    sources = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            sources[node.name] = "\n".join(lines[start - 1 : node.end_lineno])
+            doc = ast.get_docstring(node)
+            sources[f"{node.name}.__doc__"] = doc
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            sources[node.targets[0].id] = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+    return sources
+
+
+@pytest.mark.parametrize("group", list(SHARED_BY_NAME), ids=lambda g: "+".join(g))
+def test_pieces_shared_by_name_are_identical(group):
+    sources = {name: top_level_sources(ROOT / name) for name in group}
+    for piece in SHARED_BY_NAME[group]:
+        first = sources[group[0]].get(piece)
+        assert first is not None, f"{group[0]} has no {piece}"
+        for other in group[1:]:
+            text = sources[other].get(piece)
+            if text != first:
+                diff = "\n".join(
+                    difflib.unified_diff(
+                        first.splitlines(), (text or "").splitlines(), group[0], other, lineterm=""
+                    )
+                )
+                pytest.fail(f"{piece} differs:\n{diff}")
 
 
 def test_shared_blocks_are_identical_across_files():
@@ -113,3 +158,67 @@ def test_a_loadable_file_that_is_no_checkpoint_is_refused_clearly(path, tmp_path
         torch.save(content, tmp_path / "weights.pt")
         with pytest.raises(ValueError, match="holds no saved options"):
             script.load_checkpoint(str(tmp_path / "weights.pt"))
+
+
+# The reading order (../shared/CONVENTIONS.md): Args, networks and storage, the update steps,
+# train(), then the plumbing. Each script names its update steps; every plumbing function it has
+# must come after train().
+UPDATE_STEPS = {
+    "ddpg_continuous.py": ["update_critic", "update_actor"],
+    "td3_continuous.py": ["update_critic", "update_actor"],
+    "sac_continuous.py": ["update_critic", "update_actor"],
+    "dqn_rainbow.py": ["dqn_loss"],
+    "ppo.py": ["compute_gae", "ppo_loss"],
+    "a2c.py": ["compute_gae", "a2c_loss"],
+    "reinforce.py": ["episode_returns", "update"],
+    "maddpg_tennis.py": ["update"],
+    "tabular.py": ["td_target", "monte_carlo_update"],
+}
+PLUMBING = [
+    "validate_args",
+    "check_env_id",
+    "make_env",
+    "make_vector_env",
+    "evaluate",
+    "save_checkpoint",
+    "load_checkpoint",
+    "seed_everything",
+    "new_run_name",
+    "log_hyperparameters",
+    "evaluate_checkpoint",
+]
+NESTING = (ast.For, ast.While, ast.If, ast.With, ast.Try, ast.Match)
+
+
+def nesting_depth(node: ast.AST, depth: int = 0) -> int:
+    """The deepest nesting of loops, branches, with- and try-blocks under node."""
+    deepest = depth
+    for child in ast.iter_child_nodes(node):
+        deepest = max(deepest, nesting_depth(child, depth + isinstance(child, NESTING)))
+    return deepest
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
+def test_scripts_read_algorithm_first_plumbing_last(path):
+    tree = ast.parse(path.read_text())
+    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    train = defs["train"]
+    length = train.end_lineno - train.lineno + 1
+    assert length <= 160, f"train() is {length} lines (bar: 160)"
+    assert nesting_depth(train) <= 4, f"train() nests {nesting_depth(train)} deep (bar: 4)"
+    assert defs["Args"].lineno < min(defs[name].lineno for name in UPDATE_STEPS[path.name])
+    for name in UPDATE_STEPS[path.name]:
+        assert defs[name].lineno < train.lineno, f"update step {name} comes after train()"
+    for name in PLUMBING:
+        if name in defs:
+            assert defs[name].lineno > train.lineno, f"plumbing {name} comes before train()"
+    main = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
+    assert main[-1] is tree.body[-1], "the __main__ block is not last"
+
+
+def test_td3_update_steps_come_before_line_300():
+    lines = (ROOT / "td3_continuous.py").read_text().splitlines()
+    # issue 21 aims at 700 lines; the refactor reached 987 with every feature kept (docs/td3_continuous.md)
+    assert len(lines) <= 990, f"td3_continuous.py is {len(lines)} lines (it was 987)"
+    start = next(i for i, line in enumerate(lines, 1) if line.startswith("def update_critic"))
+    assert start < 300, f"the critic update starts at line {start} (bar: before 300)"
