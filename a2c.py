@@ -5,16 +5,7 @@ Collects `num_steps` steps from each of `num_envs` envs, computes n-step bootstr
 -log pi(a|s) * A + vf_coef * value loss - ent_coef * entropy over the whole rollout (the
 synchronous variant of A3C, Mnih et al. 2016, https://arxiv.org/abs/1602.01783; GAE:
 https://arxiv.org/abs/1506.02438). `diff a2c.py ppo.py` shows what PPO adds.
-Discrete actions use a categorical policy; Box actions a diagonal Gaussian with a state-independent
-log standard deviation, its samples clipped to the bounds when sent to the env. `--gsde` swaps that
-for generalized state-dependent exploration (Raffin et al. 2022, https://arxiv.org/abs/2005.05719):
-the noise is the policy's last hidden features times a random weight matrix held for
-`sde_sample_freq` steps, so it is smooth in time and its scale depends on the state.
-
-A truncated episode (time limit) bootstraps: its last reward gets gamma * V(final observation), so
-cutting an episode at a time limit is not mistaken for reaching a terminal state. Observation and
-reward normalization keep their running statistics in the agent's buffers, so checkpoints hold them
-and evaluation uses them.
+`--gsde`: generalized state-dependent exploration (Raffin et al. 2022, arxiv.org/abs/2005.05719).
 
 Usage: python a2c.py --env-id CartPole-v1
 """
@@ -107,11 +98,9 @@ class Args:
     activation: Literal["tanh", "relu"] = "tanh"
     """hidden activation"""
     ortho_init: bool = True
-    """orthogonal initialization (hidden gain sqrt(2), policy head 0.01, value head 1); off:
-    PyTorch's default initialization, as RL Zoo's Bullet settings use"""
+    """orthogonal init (hidden gain sqrt 2, policy head 0.01, value head 1); off: PyTorch's"""
     log_std_init: float = 0.0
-    """initial log standard deviation of the Gaussian policy (continuous actions; with --gsde, of
-    each entry of the noise weight matrix)"""
+    """initial log std of the Gaussian policy (continuous actions; with --gsde, of each weight)"""
     gsde: bool = False
     """generalized state-dependent exploration instead of a state-independent std (continuous)"""
     sde_sample_freq: int = 4
@@ -125,43 +114,6 @@ class Args:
     reward_clip: float = 10.0
     """clip scaled rewards to this"""
 
-
-# --- shared: check_env_id ---
-def check_env_id(env_id: str) -> None:
-    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
-
-
-# --- end shared: check_env_id ---
-
-
-# --- shared: make_env ---
-def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
-    """Returns a thunk that builds one seeded env recording episode statistics and, given a
-    video_dir, a video of its first episode."""
-
-    def thunk() -> gym.Env:
-        if video_dir is not None:
-            if "DISPLAY" not in os.environ:  # MuJoCo's default GL (glfw) needs a display
-                os.environ.setdefault("MUJOCO_GL", "egl")
-            env = gym.make(env_id, render_mode="rgb_array")
-            env = gym.wrappers.RecordVideo(
-                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
-            )
-        else:
-            env = gym.make(env_id)
-        env = gym.wrappers.RecordEpisodeStatistics(env)
-        env.action_space.seed(seed)
-        env.observation_space.seed(seed)
-        return env
-
-    return thunk
-
-
-# --- end shared: make_env ---
 
 
 # --- shared: mlp ---
@@ -178,32 +130,6 @@ def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReL
 
 
 # --- end shared: mlp ---
-
-
-def validate_args(args: Args) -> None:
-    """Raises ValueError naming the flag and the fix before anything is built."""
-    positive = ["total_timesteps", "num_envs", "eval_episodes", "num_steps", "rms_eps"]
-    for name in positive + ["learning_rate", "max_grad_norm"]:
-        if not getattr(args, name) > 0:
-            raise ValueError(
-                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
-            )
-    nonnegative = ["checkpoint_frequency", "eval_frequency", "rms_alpha", "ent_coef", "vf_coef"]
-    for name in nonnegative + ["sde_sample_freq"]:
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if not all(h > 0 for h in args.hidden_sizes):
-        raise ValueError(f"--hidden-sizes must all be positive, got {args.hidden_sizes}")
-    for name in ["gamma", "gae_lambda"]:
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            raise ValueError(
-                f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}"
-            )
-    if args.total_timesteps < args.num_envs * args.num_steps and not args.resume:
-        raise ValueError(
-            f"--total-timesteps {args.total_timesteps} is less than one rollout of "
-            f"{args.num_envs * args.num_steps} (--num-envs x --num-steps); raise it or shrink those"
-        )
 
 
 # --- shared: actor_critic ---
@@ -329,6 +255,66 @@ def compute_gae(rewards, values, dones, next_value, gamma: float, lam: float):
 # --- end shared: actor_critic ---
 
 
+class Rollout:
+    """Collects num_steps steps in each env and stores them, (num_steps, num_envs, ...), with the
+    observations as normalized when acted on."""
+
+    def __init__(self, args: Args, envs, agent: Agent, return_rms: RunningMeanStd, device):
+        self.args, self.envs, self.agent, self.return_rms = args, envs, agent, return_rms
+        shape, space = (args.num_steps, args.num_envs), envs.single_action_space
+        self.obs = torch.zeros((*shape, envs.single_observation_space.shape[0]), device=device)
+        self.actions = torch.zeros(*shape, *(() if agent.discrete else space.shape), device=device)
+        self.rewards, self.dones, self.values = torch.zeros(3, *shape, device=device)
+        self.low, self.high = (getattr(space, bound, None) for bound in ("low", "high"))
+        self.discounted_return, self.device = np.zeros(args.num_envs), device
+
+    def collect(self, obs: np.ndarray, run: "Run") -> np.ndarray:
+        """Acts num_steps times in every env with the current policy, storing each step; returns
+        the observations to continue from. gSDE holds its noise weights sde_sample_freq steps."""
+        args, agent, device = self.args, self.agent, self.device
+        for step in range(args.num_steps):
+            obs_t = torch.as_tensor(obs, device=device)
+            if args.normalize_obs:
+                agent.obs_rms.update(obs_t)
+            if agent.gsde and step % (args.sde_sample_freq or args.num_steps) == 0:
+                weights = agent.noise_weights(args.num_envs)
+            with torch.no_grad():
+                obs_n = agent.normalize(obs_t)
+                dist, features = agent.dist_and_features(obs_n)
+                if agent.gsde:
+                    action = dist.mean + (features.unsqueeze(1) @ weights).squeeze(1)
+                else:
+                    action = dist.sample()
+                self.values[step] = agent.value(obs_n)
+            self.obs[step], self.actions[step] = obs_n, action
+            action = action.cpu().numpy()
+            next_obs, reward, terminations, truncations, infos = self.envs.step(
+                action if agent.discrete else action.clip(self.low, self.high)
+            )
+            done = terminations | truncations
+            if args.normalize_reward:
+                self.discounted_return = self.discounted_return * args.gamma + reward
+                self.return_rms.update(torch.as_tensor(self.discounted_return))
+                reward = reward / np.sqrt(self.return_rms.var.item() + 1e-8)
+                reward = reward.clip(-args.reward_clip, args.reward_clip)
+                self.discounted_return[done] = 0.0
+            reward = torch.as_tensor(reward, dtype=torch.float32, device=device)
+            # Time limit: the episode did not end, so its last reward carries gamma * V(s_T).
+            for i in np.flatnonzero(truncations & ~terminations):
+                final = torch.as_tensor(infos["final_obs"][i], device=device)
+                with torch.no_grad():
+                    reward[i] += args.gamma * agent.value(agent.normalize(final[None]))[0]
+            self.rewards[step] = reward
+            self.dones[step] = torch.as_tensor(done, dtype=torch.float32, device=device)
+            if "final_info" in infos:
+                episode = infos["final_info"]["episode"]
+                for i in np.flatnonzero(infos["final_info"]["_episode"]):
+                    run.log_episode(episode["r"][i], episode["l"][i])
+            obs = next_obs
+            run.global_step += args.num_envs
+        return obs
+
+
 def a2c_loss(
     agent: Agent, obs_n, actions, advantages, returns, args: Args
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -341,16 +327,291 @@ def a2c_loss(
     value_loss = (new_values - returns).pow(2)
     value_loss = 0.5 * value_loss.mean()
     entropy = dist.entropy().mean()
-    # Without an entropy bonus its term stays out of the graph (its gradient would be 0 anyway),
-    # which saves its backward pass.
+    # without an entropy bonus its term stays out of the graph, which saves its backward pass
     bonus = args.ent_coef * entropy if args.ent_coef else 0.0
     loss = policy_loss - bonus + args.vf_coef * value_loss
-    parts = {
-        "policy_loss": policy_loss,
-        "value_loss": value_loss,
-        "entropy": entropy,
-    }
+    parts = dict(policy_loss=policy_loss, value_loss=value_loss, entropy=entropy)
     return loss, {k: v.detach() for k, v in parts.items()}
+
+
+def update(agent: Agent, optimizer, rollout: Rollout, advantages, returns, args: Args):
+    """One gradient step on the whole rollout, its norm clipped; returns the loss parts."""
+    batch = [x.flatten(0, 1) for x in (rollout.obs, rollout.actions, advantages, returns)]
+    loss, parts = a2c_loss(agent, *batch, args)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+    optimizer.step()
+    return parts
+
+
+def train(args: Args) -> dict:
+    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
+    validate_args(args)
+    check_common_args(args)
+    if args.eval_checkpoint:
+        return evaluate_checkpoint(args)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    args = resumed_args(args, ckpt)
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    rng = seed_everything(args.seed, args.torch_deterministic, device.type == "cuda")
+    envs = make_vector_env(args)
+    agent = Agent(envs.single_observation_space.shape[0], envs.single_action_space, args).to(device)
+    return_rms = RunningMeanStd(()).to(device)
+    rms = dict(alpha=args.rms_alpha, eps=args.rms_eps)
+    optimizer = torch.optim.RMSprop(agent.parameters(), lr=args.learning_rate, **rms, foreach=True)
+    parts = {"agent": agent, "return_rms": return_rms, "optimizer": optimizer}
+    run = Run(args, parts, agent, device, rng, ckpt, window=10)
+    rollout = Rollout(args, envs, agent, return_rms, device)
+    rollout_size = args.num_envs * args.num_steps
+    num_updates = -(-args.total_timesteps // rollout_size)
+    obs, _ = envs.reset(seed=args.seed + run.global_step)
+    try:
+        while run.update_count < num_updates and not run.stop.requested:
+            if args.anneal_lr:
+                fraction_left = 1 - run.update_count / num_updates
+                optimizer.param_groups[0]["lr"] = args.learning_rate * fraction_left
+            obs = rollout.collect(obs, run)
+            with torch.no_grad():
+                next_value = agent.value(agent.normalize(torch.as_tensor(obs, device=device)))
+            gae = (rollout.rewards, rollout.values, rollout.dones, next_value)
+            advantages, returns = compute_gae(*gae, args.gamma, args.gae_lambda)
+            losses = update(agent, optimizer, rollout, advantages, returns, args)
+            run.update_count += 1
+            charts = {"charts/learning_rate": optimizer.param_groups[0]["lr"]}
+            run.end_update(rollout_size, losses, charts, more=run.update_count < num_updates)
+    finally:
+        run.close(envs)
+    return run.finish()
+
+
+# --- shared: validation ---
+def check_rules(args, rules: list) -> None:
+    """Raises ValueError naming the first flag that breaks a rule: (flag names, test, what it must be)."""
+    for names, test, what in rules:
+        for name in names:
+            if not test(getattr(args, name)):
+                flag = f"--{name.replace('_', '-')}"
+                raise ValueError(f"{flag} must be {what}, got {getattr(args, name)}")
+
+
+# --- end shared: validation ---
+
+
+POSITIVE, NONNEGATIVE = (lambda v: v > 0, "positive"), (lambda v: v >= 0, ">= 0")
+RULES = [
+    (["total_timesteps", "num_envs", "eval_episodes", "num_steps", "rms_eps"], *POSITIVE),
+    (["learning_rate", "max_grad_norm"], *POSITIVE),
+    (["checkpoint_frequency", "eval_frequency", "rms_alpha", "ent_coef", "vf_coef"], *NONNEGATIVE),
+    (["sde_sample_freq"], *NONNEGATIVE),
+    (["hidden_sizes"], lambda sizes: all(h > 0 for h in sizes), "all positive"),
+    (["gamma", "gae_lambda"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+]
+
+
+def validate_args(args: Args) -> None:
+    """Raises ValueError naming the flag and the fix before anything is built."""
+    check_rules(args, RULES)
+    rollout_size = args.num_envs * args.num_steps
+    if args.total_timesteps < rollout_size and not args.resume:
+        raise ValueError(
+            f"--total-timesteps {args.total_timesteps} is less than one rollout of "
+            f"{rollout_size} (--num-envs x --num-steps); raise it or shrink those"
+        )
+
+
+
+# --- shared: check_env_id ---
+def check_env_id(env_id: str) -> None:
+    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
+
+
+# --- end shared: check_env_id ---
+
+
+# --- shared: make_env ---
+def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
+    """Returns a thunk that builds one seeded env recording episode statistics and, given a
+    video_dir, a video of its first episode."""
+
+    def thunk() -> gym.Env:
+        if video_dir is not None:
+            if "DISPLAY" not in os.environ:  # MuJoCo's default GL (glfw) needs a display
+                os.environ.setdefault("MUJOCO_GL", "egl")
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(
+                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
+            )
+        else:
+            env = gym.make(env_id)
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        env.action_space.seed(seed)
+        env.observation_space.seed(seed)
+        return env
+
+    return thunk
+
+
+# --- end shared: make_env ---
+
+
+# --- shared: on_policy_run ---
+FIX = "try a lower --learning-rate"
+"""what a diverging loss's message suggests"""
+SESSION_FIELDS = (
+    "resume total_timesteps cuda track save_model checkpoint_frequency capture_video".split()
+)
+"""fields a resumed run takes from the command line; all others come from its checkpoint"""
+
+
+def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
+    """The training envs; raises ValueError for action spaces other than Discrete or bounded Box."""
+    check_env_id(args.env_id)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    space = envs.single_action_space
+    bounded = isinstance(space, gym.spaces.Box) and np.isfinite([space.low, space.high]).all()
+    if not (isinstance(space, gym.spaces.Discrete) or bounded):
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has a {space} action space; this script needs "
+            "Discrete or bounded Box actions"
+        )
+    obs_space = envs.single_observation_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        envs.close()
+        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
+        raise ValueError(
+            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
+            "observations; this script needs flat vector observations"
+        )
+    return envs
+
+
+class Run:
+    """What train() keeps besides the algorithm: the run directory, TensorBoard and W&B, the
+    progress bar, evaluations of `policy`, checkpoints of `parts` (networks and optimizers), the
+    stop on Ctrl-C or SIGTERM. Progress shows the mean of the last `window` returns."""
+
+    def __init__(self, args, parts: dict, policy: nn.Module, device, rng, ckpt, window: int):
+        self.args, self.parts, self.policy, self.device, self.rng = args, parts, policy, device, rng
+        self.window, self.global_step, self.update_count, self.wandb_id = window, 0, 0, None
+        if ckpt is not None:
+            for name, part in parts.items():
+                if isinstance(part, nn.Module):
+                    load_weights(part, ckpt[name], args.resume, name)
+                else:
+                    part.load_state_dict(ckpt[name])
+            set_rng_states(ckpt["rng"], rng)
+            self.global_step, self.update_count = ckpt["global_step"], ckpt["update_count"]
+            self.wandb_id = ckpt["wandb_id"]
+        self.run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
+        self.run_dir = os.path.join("runs", self.run_name)
+        self.checkpoint_path = os.path.join(self.run_dir, f"{args.exp_name}.pt")
+        if args.track:
+            import wandb
+
+            self.wandb_id = self.wandb_id or uuid.uuid4().hex[:12]
+            os.makedirs(self.run_dir, exist_ok=True)
+            where = dict(name=self.run_name, id=self.wandb_id, resume="allow", dir=self.run_dir)
+            logged = dict(config=vars(args), sync_tensorboard=True, save_code=True)
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, **where, **logged)
+        self.writer = SummaryWriter(self.run_dir, purge_step=self.global_step if ckpt else None)
+        log_hyperparameters(self.writer, args)
+        self.video_dir = os.path.join("videos", self.run_name) if args.capture_video else None
+        self.stop = StopRequest()
+        steps = dict(total=args.total_timesteps, initial=self.global_step, unit="step")
+        self.bar = tqdm(**steps, disable=not sys.stdout.isatty())
+        # the last returns before a resume, so the progress line and the summary continue from them
+        self.episodic_returns = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
+        self.eval_history: list[tuple[int, float]] = []
+        self.start_step, self.eval_time, self.started = self.global_step, 0.0, time.perf_counter()
+
+    def log_episode(self, episodic_return, length) -> None:
+        self.episodic_returns.append(float(episodic_return))
+        self.writer.add_scalar("charts/episodic_return", episodic_return, self.global_step)
+        self.writer.add_scalar("charts/episodic_length", length, self.global_step)
+
+    def end_update(self, steps: int, losses: dict, charts: dict, more: bool) -> None:
+        """After an update that followed `steps` new transitions: logs it, shows the progress, and
+        evaluates (unless the run ends now: `more` False) and checkpoints when due."""
+        args, step = self.args, self.global_step
+        self.bar.update(steps)
+        for name, value in losses.items():
+            log_loss(self.writer, name, value, step, FIX)
+        for tag, value in charts.items():
+            self.writer.add_scalar(tag, value, step)
+        sps = (step - self.start_step) / (time.perf_counter() - self.started - self.eval_time)
+        self.writer.add_scalar("charts/SPS", sps, step)
+        recent = np.mean(self.episodic_returns[-self.window :]) if self.episodic_returns else np.nan
+        self.bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
+        if self.bar.disable and crossed(step, steps, max(args.total_timesteps // 20, 1)):
+            line = f"sps {sps:.0f} return(last {self.window}) {recent:.1f}"
+            print(f"step {step}/{args.total_timesteps} {line}", flush=True)
+        if crossed(step, steps, args.eval_frequency) and more:
+            eval_start = time.perf_counter()
+            self.evaluation()
+            self.eval_time += time.perf_counter() - eval_start
+        if args.save_model and crossed(step, steps, args.checkpoint_frequency):
+            self.save()
+
+    def evaluation(self) -> list[float]:
+        """Runs evaluate() on the policy now and logs it as eval/episodic_return."""
+        prefix = f"eval_step{self.global_step}"
+        returns = evaluate(self.policy, self.args, self.device, self.video_dir, prefix)
+        self.eval_history.append((self.global_step, float(np.mean(returns))))
+        self.writer.add_scalar("eval/episodic_return", np.mean(returns), self.global_step)
+        return returns
+
+    def save(self) -> bool:
+        state = {name: part.state_dict() for name, part in self.parts.items()}
+        state.update(args=asdict(self.args), run_name=self.run_name, wandb_id=self.wandb_id)
+        state.update(rng=rng_states(self.rng), global_step=self.global_step)
+        recent = torch.tensor(self.episodic_returns[-100:], dtype=torch.float64)
+        state.update(update_count=self.update_count, recent_returns=recent)
+        modules = [part for part in self.parts.values() if isinstance(part, nn.Module)]
+        return save_checkpoint(self.checkpoint_path, state, modules)
+
+    def close(self, envs) -> None:
+        """However the loop ended: the signal handlers restored, the bar and the envs closed."""
+        self.stop.restore()
+        self.bar.close()
+        envs.close()
+
+    def finish(self) -> dict:
+        """The final evaluation (none after a stop), the last checkpoint; returns the summary."""
+        eval_returns, step = [], self.global_step
+        if not self.stop.requested:
+            eval_returns = self.evaluation()
+            n, mean, std = len(eval_returns), np.mean(eval_returns), np.std(eval_returns)
+            line = f"evaluation return {mean:.1f} +- {std:.1f} over {n} episodes"
+            print(f"step {step}: {line}", flush=True)
+        saved = self.args.save_model and self.save()
+        if self.stop.requested:
+            where = f"checkpoint in {self.checkpoint_path}" if saved else "no checkpoint written"
+            hint = "" if self.args.save_model else " (--save-model writes one)"
+            print(f"stopped at step {step}: {where}{hint}", flush=True)
+        elapsed = time.perf_counter() - self.started - self.eval_time
+        sps = (step - self.start_step) / max(elapsed, 1e-9)
+        self.writer.add_scalar("charts/SPS", sps, step)
+        self.writer.close()
+        if self.args.track:
+            import wandb
+
+            wandb.finish()
+        summary = dict(global_step=step, update_count=self.update_count, run_dir=self.run_dir)
+        summary.update(episodic_returns=self.episodic_returns, eval_returns=eval_returns)
+        summary.update(eval_history=self.eval_history, sps=sps, interrupted=self.stop.requested)
+        return {**summary, "checkpoint": self.checkpoint_path if self.args.save_model else None}
+
+
+# --- end shared: on_policy_run ---
 
 
 # --- shared: evaluate ---
@@ -573,284 +834,22 @@ def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
 # --- end shared: log_hyperparameters ---
 
 
-# --- shared: on_policy_setup ---
-FIX = "try a lower --learning-rate"
-"""what a diverging loss's message suggests"""
-SESSION_FIELDS = [
-    "resume",
-    "total_timesteps",
-    "cuda",
-    "track",
-    "save_model",
-    "checkpoint_frequency",
-    "capture_video",
-]
-"""fields a resumed run takes from the command line; all others come from its checkpoint"""
-
-
-def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
-    """The training envs; raises ValueError for action spaces other than Discrete or bounded Box."""
-    check_env_id(args.env_id)
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    space = envs.single_action_space
-    bounded = isinstance(space, gym.spaces.Box) and np.isfinite([space.low, space.high]).all()
-    if not (isinstance(space, gym.spaces.Discrete) or bounded):
-        envs.close()
-        raise ValueError(
-            f"--env-id {args.env_id} has a {space} action space; this script needs "
-            "Discrete or bounded Box actions"
-        )
-    obs_space = envs.single_observation_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        envs.close()
-        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
-        raise ValueError(
-            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
-            "observations; this script needs flat vector observations"
-        )
-    return envs
-
-
-# --- end shared: on_policy_setup ---
-
-
-def train(args: Args) -> dict:
-    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
-    validate_args(args)
-    check_common_args(args)
-    if args.eval_checkpoint:
-        return evaluate_checkpoint(args)
-    ckpt = load_checkpoint(args.resume) if args.resume else None
-    if ckpt is not None:
-        args = resumed_args(args, ckpt)
-    use_cuda = args.cuda and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
-    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
-    envs = make_vector_env(args)
-    obs_dim = envs.single_observation_space.shape[0]
-    agent = Agent(obs_dim, envs.single_action_space, args).to(device)
-    return_rms = RunningMeanStd(()).to(device)
-    params = list(agent.parameters())
-    optimizer = torch.optim.RMSprop(
-        params, lr=args.learning_rate, alpha=args.rms_alpha, eps=args.rms_eps, foreach=True
-    )
-    rollout_size = args.num_envs * args.num_steps
-    num_updates = -(-args.total_timesteps // rollout_size)
-
-    networks = {"agent": agent, "return_rms": return_rms}
-    global_step, update_count = 0, 0
-    wandb_id = None
-    if ckpt is not None:
-        for name, module in networks.items():
-            load_weights(module, ckpt[name], args.resume, name)
-        optimizer.load_state_dict(ckpt["optimizer"])
-        set_rng_states(ckpt["rng"], rng)
-        global_step, update_count = ckpt["global_step"], ckpt["update_count"]
-        wandb_id = ckpt["wandb_id"]
-    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
-    run_dir = os.path.join("runs", run_name)
-    checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-    if args.track:
-        import wandb
-
-        wandb_id = wandb_id or uuid.uuid4().hex[:12]
-        os.makedirs(run_dir, exist_ok=True)
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            config=vars(args),
-            name=run_name,
-            id=wandb_id,
-            resume="allow",
-            sync_tensorboard=True,
-            save_code=True,
-            dir=run_dir,
-        )
-    writer = SummaryWriter(run_dir, purge_step=global_step if ckpt is not None else None)
-    log_hyperparameters(writer, args)
-
-    def write_checkpoint() -> None:
-        state = {name: module.state_dict() for name, module in networks.items()}
-        state.update(optimizer=optimizer.state_dict(), args=asdict(args), run_name=run_name)
-        state.update(wandb_id=wandb_id, rng=rng_states(rng), global_step=global_step)
-        state.update(recent_returns=torch.tensor(episodic_returns[-100:], dtype=torch.float64))
-        state.update(update_count=update_count)
-        save_checkpoint(checkpoint_path, state, [agent])
-
-    # Rollout storage, (num_steps, num_envs, ...); observations as normalized when acted on.
-    act_shape = () if agent.discrete else envs.single_action_space.shape
-    obs_buf = torch.zeros((args.num_steps, args.num_envs, obs_dim), device=device)
-    actions_buf = torch.zeros((args.num_steps, args.num_envs, *act_shape), device=device)
-    rewards_buf, dones_buf, values_buf = (
-        torch.zeros((args.num_steps, args.num_envs), device=device) for _ in range(3)
-    )
-    discounted_return = np.zeros(args.num_envs)  # what reward normalization scales by
-    low, high = (getattr(envs.single_action_space, b, None) for b in ("low", "high"))
-
-    video_dir = os.path.join("videos", run_name) if args.capture_video else None
-    stop = StopRequest()
-    bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
-    # the last returns before a resume, so the progress line and the summary continue from them
-    episodic_returns: list[float] = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
-    eval_history: list[tuple[int, float]] = []
-    start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
-    obs, _ = envs.reset(seed=args.seed + global_step)
-    try:
-        while update_count < num_updates and not stop.requested:
-            if args.anneal_lr:
-                optimizer.param_groups[0]["lr"] = args.learning_rate * (
-                    1 - update_count / num_updates
-                )
-            for step in range(args.num_steps):
-                obs_t = torch.as_tensor(obs, device=device)
-                if args.normalize_obs:
-                    agent.obs_rms.update(obs_t)
-                if agent.gsde and (
-                    step == 0 or (args.sde_sample_freq and step % args.sde_sample_freq == 0)
-                ):
-                    weights = agent.noise_weights(args.num_envs)
-                with torch.no_grad():
-                    obs_n = agent.normalize(obs_t)
-                    dist, features = agent.dist_and_features(obs_n)
-                    if agent.gsde:
-                        noise = (features.unsqueeze(1) @ weights).squeeze(1)
-                        action = dist.mean + noise
-                    else:
-                        action = dist.sample()
-                    values_buf[step] = agent.value(obs_n)
-                obs_buf[step], actions_buf[step] = obs_n, action
-                action = action.cpu().numpy()
-                next_obs, reward, terminations, truncations, infos = envs.step(
-                    action if agent.discrete else action.clip(low, high)
-                )
-                done = terminations | truncations
-                if args.normalize_reward:
-                    discounted_return = discounted_return * args.gamma + reward
-                    return_rms.update(torch.as_tensor(discounted_return))
-                    reward = reward / np.sqrt(return_rms.var.item() + 1e-8)
-                    reward = reward.clip(-args.reward_clip, args.reward_clip)
-                    discounted_return[done] = 0.0
-                reward = torch.as_tensor(reward, dtype=torch.float32, device=device)
-                # Time limit: the episode did not end, so its last reward carries gamma * V(s_T).
-                for i in np.flatnonzero(truncations & ~terminations):
-                    final = torch.as_tensor(infos["final_obs"][i], device=device)
-                    with torch.no_grad():
-                        reward[i] += args.gamma * agent.value(agent.normalize(final[None]))[0]
-                rewards_buf[step] = reward
-                dones_buf[step] = torch.as_tensor(done, dtype=torch.float32, device=device)
-                if "final_info" in infos:
-                    episode = infos["final_info"]["episode"]
-                    for i in np.flatnonzero(infos["final_info"]["_episode"]):
-                        episodic_returns.append(float(episode["r"][i]))
-                        writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
-                        writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
-                obs = next_obs
-                global_step += args.num_envs
-
-            with torch.no_grad():
-                next_value = agent.value(agent.normalize(torch.as_tensor(obs, device=device)))
-            advantages, returns = compute_gae(
-                rewards_buf, values_buf, dones_buf, next_value, args.gamma, args.gae_lambda
-            )
-            b_obs, b_actions = obs_buf.flatten(0, 1), actions_buf.flatten(0, 1)
-            b_advantages, b_returns = advantages.flatten(), returns.flatten()
-            loss, parts = a2c_loss(agent, b_obs, b_actions, b_advantages, b_returns, args)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-            optimizer.step()
-            update_count += 1
-            bar.update(rollout_size)
-
-            for name, value in parts.items():
-                log_loss(writer, name, value, global_step, FIX)
-            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-            sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            recent = np.mean(episodic_returns[-10:]) if episodic_returns else float("nan")
-            bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
-            if bar.disable and crossed(
-                global_step, rollout_size, max(args.total_timesteps // 20, 1)
-            ):
-                print(
-                    f"step {global_step}/{args.total_timesteps} sps {sps:.0f} "
-                    f"return(last 10) {recent:.1f}",
-                    flush=True,
-                )
-            if (
-                crossed(global_step, rollout_size, args.eval_frequency)
-                and update_count < num_updates
-            ):
-                eval_start = time.perf_counter()
-                returns_ = evaluate(agent, args, device, video_dir, f"eval_step{global_step}")
-                eval_history.append((global_step, float(np.mean(returns_))))
-                writer.add_scalar("eval/episodic_return", np.mean(returns_), global_step)
-                eval_seconds += time.perf_counter() - eval_start
-            if args.save_model and crossed(global_step, rollout_size, args.checkpoint_frequency):
-                write_checkpoint()
-    finally:
-        stop.restore()
-        bar.close()
-        envs.close()
-
-    eval_returns: list[float] = []
-    if not stop.requested:
-        eval_returns = evaluate(agent, args, device, video_dir, f"eval_step{global_step}")
-        eval_history.append((global_step, float(np.mean(eval_returns))))
-        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
-        print(
-            f"step {global_step}: evaluation return {np.mean(eval_returns):.1f} "
-            f"+- {np.std(eval_returns):.1f} over {len(eval_returns)} episodes",
-            flush=True,
-        )
-    if args.save_model:
-        write_checkpoint()
-    elapsed = time.perf_counter() - start_time - eval_seconds
-    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
-    writer.close()
-    if args.track:
-        wandb.finish()
-    return {
-        "global_step": global_step,
-        "update_count": update_count,
-        "episodic_returns": episodic_returns,
-        "eval_returns": eval_returns,
-        "eval_history": eval_history,
-        "sps": (global_step - start_step) / max(elapsed, 1e-9),
-        "run_dir": run_dir,
-        "checkpoint": checkpoint_path if args.save_model else None,
-        "interrupted": stop.requested,
-    }
-
-
 def evaluate_checkpoint(args: Args) -> dict:
     """--eval-checkpoint: load an agent with its normalization statistics, evaluate it, return."""
     ckpt = load_checkpoint(args.eval_checkpoint)
     saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
-    use_cuda = args.cuda and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
-    seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    seed_everything(args.seed, args.torch_deterministic, device.type == "cuda")
     envs = make_vector_env(saved)
     agent = Agent(envs.single_observation_space.shape[0], envs.single_action_space, saved)
     envs.close()
     load_weights(agent, ckpt["agent"], args.eval_checkpoint, "agent")
     video_dir = os.path.join("videos", ckpt["run_name"]) if args.capture_video else None
     returns = evaluate(agent.to(device), saved, device, video_dir, "eval_checkpoint")
-    print(
-        f"{args.eval_checkpoint}: evaluation return {np.mean(returns):.1f} "
-        f"+- {np.std(returns):.1f} over {len(returns)} episodes"
-    )
-    return {
-        "global_step": ckpt["global_step"],
-        "episodic_returns": [],
-        "eval_returns": returns,
-        "sps": 0.0,
-        "run_dir": os.path.join("runs", ckpt["run_name"]),
-    }
-
+    n, mean, std = len(returns), np.mean(returns), np.std(returns)
+    print(f"{args.eval_checkpoint}: evaluation return {mean:.1f} +- {std:.1f} over {n} episodes")
+    summary = dict(global_step=ckpt["global_step"], episodic_returns=[], eval_returns=returns)
+    return {**summary, "sps": 0.0, "run_dir": os.path.join("runs", ckpt["run_name"])}
 
 if __name__ == "__main__":
     try:
