@@ -3,17 +3,8 @@
 Each update collects `episodes_per_update` complete episodes with the current policy and takes one
 gradient step on -sum_t log pi(a_t | s_t) * G_t, averaged over the episodes (Williams 1992,
 https://doi.org/10.1007/BF00992696). The credit each action gets is a flag, so its effect can be
-measured: rewards-to-go (G_t counts only rewards from t on) or the whole episode's return, the
-discount gamma, normalization of the returns across the batch, and a learned state-value baseline
-(G_t - V(s_t)).
-
-Episodes and vector envs: each of the `num_envs` envs contributes `episodes_per_update / num_envs`
-complete episodes to a batch. An env that has finished its share keeps stepping until every env
-has finished its own; those extra steps are thrown away (they still count as environment steps),
-and every env is reset before the next batch. So no episode is cut short or carried over to the
-next policy, and the batch is not biased toward short episodes, as "the first m episodes to end"
-would be. A truncated episode (time limit) bootstraps its returns from V(final observation) when
-the baseline is on; without a value function its returns stop at the truncation.
+measured: rewards-to-go, the discount gamma, normalization of the returns across the batch, and a
+learned state-value baseline (G_t - V(s_t)). Batches hold whole episodes (see collect_episodes).
 
 Usage: python reinforce.py --env-id CartPole-v1
 """
@@ -102,43 +93,6 @@ class Args:
     """initial log standard deviation of a Gaussian policy (continuous actions)"""
 
 
-# --- shared: check_env_id ---
-def check_env_id(env_id: str) -> None:
-    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
-
-
-# --- end shared: check_env_id ---
-
-
-# --- shared: make_env ---
-def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
-    """Returns a thunk that builds one seeded env recording episode statistics and, given a
-    video_dir, a video of its first episode."""
-
-    def thunk() -> gym.Env:
-        if video_dir is not None:
-            if "DISPLAY" not in os.environ:  # MuJoCo's default GL (glfw) needs a display
-                os.environ.setdefault("MUJOCO_GL", "egl")
-            env = gym.make(env_id, render_mode="rgb_array")
-            env = gym.wrappers.RecordVideo(
-                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
-            )
-        else:
-            env = gym.make(env_id)
-        env = gym.wrappers.RecordEpisodeStatistics(env)
-        env.action_space.seed(seed)
-        env.observation_space.seed(seed)
-        return env
-
-    return thunk
-
-
-# --- end shared: make_env ---
-
 
 # --- shared: mlp ---
 def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -154,28 +108,6 @@ def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReL
 
 
 # --- end shared: mlp ---
-
-
-def validate_args(args: Args) -> None:
-    """Raises ValueError naming the flag and the fix before anything is built."""
-    positive = ["total_timesteps", "num_envs", "eval_episodes", "episodes_per_update"]
-    for name in positive + ["learning_rate", "value_learning_rate"]:
-        if not getattr(args, name) > 0:
-            raise ValueError(
-                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
-            )
-    for name in ["checkpoint_frequency", "eval_frequency", "value_epochs"]:
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if not all(h > 0 for h in args.hidden_sizes):
-        raise ValueError(f"--hidden-sizes must all be positive, got {args.hidden_sizes}")
-    if not 0.0 <= args.gamma <= 1.0:
-        raise ValueError(f"--gamma must be in [0, 1], got {args.gamma}")
-    if args.episodes_per_update % args.num_envs:
-        raise ValueError(
-            f"--episodes-per-update {args.episodes_per_update} must be a multiple of --num-envs "
-            f"{args.num_envs}, so every env contributes the same number of episodes"
-        )
 
 
 class Policy(nn.Module):
@@ -225,9 +157,10 @@ def episode_returns(rewards: np.ndarray, gamma: float, rewards_to_go: bool, boot
 
 
 def collect_episodes(envs, policy: Policy, value: nn.Module, args: Args, device, seed: int):
-    """Runs the policy until every env has finished its share of episodes (see the module
-    docstring); returns the episodes (obs, actions, rewards, bootstrap, return) and the number of
-    environment steps taken, thrown-away ones included."""
+    """Runs the policy until every env has finished its share of episodes; an env done with its
+    share keeps stepping, its steps thrown away but counted, so no episode is cut short and the
+    batch is not biased toward short ones. Returns the episodes (obs, actions, rewards, bootstrap,
+    return) and the number of environment steps taken."""
     share = args.episodes_per_update // args.num_envs
     finished = np.zeros(args.num_envs, dtype=int)
     current = [{"obs": [], "actions": [], "rewards": []} for _ in range(args.num_envs)]
@@ -237,11 +170,8 @@ def collect_episodes(envs, policy: Policy, value: nn.Module, args: Args, device,
         with torch.no_grad():
             actions = policy.dist(torch.as_tensor(obs, dtype=torch.float32, device=device)).sample()
         actions = actions.cpu().numpy()
-        step_actions = (
-            actions
-            if policy.discrete
-            else actions.clip(envs.single_action_space.low, envs.single_action_space.high)
-        )
+        space = envs.single_action_space
+        step_actions = actions if policy.discrete else actions.clip(space.low, space.high)
         next_obs, rewards, terminations, truncations, infos = envs.step(step_actions)
         steps += args.num_envs
         for i in np.flatnonzero(finished < share):
@@ -266,24 +196,14 @@ def collect_episodes(envs, policy: Policy, value: nn.Module, args: Args, device,
 
 
 def update(
-    episodes: list[dict],
-    policy: Policy,
-    value: nn.Module,
-    policy_optimizer,
-    value_optimizer,
-    args: Args,
-    device,
+    episodes, policy: Policy, value, policy_optimizer, value_optimizer, args: Args, device
 ) -> dict[str, torch.Tensor]:
     """One policy-gradient step on the batch, then the baseline's regression; returns the losses."""
     to_tensor = lambda x: torch.as_tensor(np.concatenate(x), dtype=torch.float32, device=device)
     obs = to_tensor([ep["obs"] for ep in episodes])
     actions = to_tensor([ep["actions"] for ep in episodes])
-    returns = to_tensor(
-        [
-            episode_returns(ep["rewards"], args.gamma, args.rewards_to_go, ep["bootstrap"])
-            for ep in episodes
-        ]
-    )
+    credit = lambda e: episode_returns(e["rewards"], args.gamma, args.rewards_to_go, e["bootstrap"])
+    returns = to_tensor([credit(e) for e in episodes])
     if policy.discrete:
         actions = actions.long()
     advantages = returns
@@ -306,6 +226,272 @@ def update(
         value_optimizer.step()
         losses["value_loss"] = value_loss.detach()
     return losses
+
+
+def train(args: Args) -> dict:
+    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
+    validate_args(args)
+    check_common_args(args)
+    if args.eval_checkpoint:
+        return evaluate_checkpoint(args)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    args = resumed_args(args, ckpt)
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    rng = seed_everything(args.seed, args.torch_deterministic, device.type == "cuda")
+    envs = make_vector_env(args)
+    obs_dim = envs.single_observation_space.shape[0]
+    policy = Policy(obs_dim, envs.single_action_space, args).to(device)
+    value = mlp([obs_dim, *args.hidden_sizes, 1], layer_norm=False).to(device)
+    # foreach: one call per operation for all parameters
+    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, foreach=True)
+    value_optimizer = torch.optim.Adam(
+        value.parameters(), lr=args.value_learning_rate, foreach=True
+    )
+    parts = {"policy": policy, "value": value}
+    parts.update(policy_optimizer=policy_optimizer, value_optimizer=value_optimizer)
+    run = Run(args, parts, policy, device, rng, ckpt, window=args.episodes_per_update)
+    try:
+        while run.global_step < args.total_timesteps and not run.stop.requested:
+            seed = args.seed + run.global_step
+            episodes, steps = collect_episodes(envs, policy, value, args, device, seed)
+            losses = update(
+                episodes, policy, value, policy_optimizer, value_optimizer, args, device
+            )
+            run.global_step += steps
+            run.update_count += 1
+            for ep in episodes:
+                run.log_episode(ep["episodic_return"], len(ep["rewards"]))
+            run.end_update(steps, losses, {}, more=run.global_step < args.total_timesteps)
+    finally:
+        run.close(envs)
+    return run.finish()
+
+
+# --- shared: validation ---
+def check_rules(args, rules: list) -> None:
+    """Raises ValueError naming the first flag that breaks a rule: (flag names, test, what it must be)."""
+    for names, test, what in rules:
+        for name in names:
+            if not test(getattr(args, name)):
+                flag = f"--{name.replace('_', '-')}"
+                raise ValueError(f"{flag} must be {what}, got {getattr(args, name)}")
+
+
+# --- end shared: validation ---
+
+
+POSITIVE, NONNEGATIVE = (lambda v: v > 0, "positive"), (lambda v: v >= 0, ">= 0")
+RULES = [
+    (["total_timesteps", "num_envs", "eval_episodes", "episodes_per_update"], *POSITIVE),
+    (["learning_rate", "value_learning_rate"], *POSITIVE),
+    (["checkpoint_frequency", "eval_frequency", "value_epochs"], *NONNEGATIVE),
+    (["hidden_sizes"], lambda sizes: all(h > 0 for h in sizes), "all positive"),
+    (["gamma"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+]
+
+
+def validate_args(args: Args) -> None:
+    """Raises ValueError naming the flag and the fix before anything is built."""
+    check_rules(args, RULES)
+    if args.episodes_per_update % args.num_envs:
+        raise ValueError(
+            f"--episodes-per-update {args.episodes_per_update} must be a multiple of --num-envs "
+            f"{args.num_envs}, so every env contributes the same number of episodes"
+        )
+
+
+
+# --- shared: check_env_id ---
+def check_env_id(env_id: str) -> None:
+    """Raises ValueError for an unregistered env id, naming the closest registered ones."""
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
+
+
+# --- end shared: check_env_id ---
+
+
+# --- shared: make_env ---
+def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
+    """Returns a thunk that builds one seeded env recording episode statistics and, given a
+    video_dir, a video of its first episode."""
+
+    def thunk() -> gym.Env:
+        if video_dir is not None:
+            if "DISPLAY" not in os.environ:  # MuJoCo's default GL (glfw) needs a display
+                os.environ.setdefault("MUJOCO_GL", "egl")
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(
+                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
+            )
+        else:
+            env = gym.make(env_id)
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        env.action_space.seed(seed)
+        env.observation_space.seed(seed)
+        return env
+
+    return thunk
+
+
+# --- end shared: make_env ---
+
+
+# --- shared: on_policy_run ---
+FIX = "try a lower --learning-rate"
+"""what a diverging loss's message suggests"""
+SESSION_FIELDS = (
+    "resume total_timesteps cuda track save_model checkpoint_frequency capture_video".split()
+)
+"""fields a resumed run takes from the command line; all others come from its checkpoint"""
+
+
+def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
+    """The training envs; raises ValueError for action spaces other than Discrete or bounded Box."""
+    check_env_id(args.env_id)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    space = envs.single_action_space
+    bounded = isinstance(space, gym.spaces.Box) and np.isfinite([space.low, space.high]).all()
+    if not (isinstance(space, gym.spaces.Discrete) or bounded):
+        envs.close()
+        raise ValueError(
+            f"--env-id {args.env_id} has a {space} action space; this script needs "
+            "Discrete or bounded Box actions"
+        )
+    obs_space = envs.single_observation_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        envs.close()
+        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
+        raise ValueError(
+            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
+            "observations; this script needs flat vector observations"
+        )
+    return envs
+
+
+class Run:
+    """What train() keeps besides the algorithm: the run directory, TensorBoard and W&B, the
+    progress bar, evaluations of `policy`, checkpoints of `parts` (networks and optimizers), the
+    stop on Ctrl-C or SIGTERM. Progress shows the mean of the last `window` returns."""
+
+    def __init__(self, args, parts: dict, policy: nn.Module, device, rng, ckpt, window: int):
+        self.args, self.parts, self.policy, self.device, self.rng = args, parts, policy, device, rng
+        self.window, self.global_step, self.update_count, self.wandb_id = window, 0, 0, None
+        if ckpt is not None:
+            for name, part in parts.items():
+                if isinstance(part, nn.Module):
+                    load_weights(part, ckpt[name], args.resume, name)
+                else:
+                    part.load_state_dict(ckpt[name])
+            set_rng_states(ckpt["rng"], rng)
+            self.global_step, self.update_count = ckpt["global_step"], ckpt["update_count"]
+            self.wandb_id = ckpt["wandb_id"]
+        self.run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
+        self.run_dir = os.path.join("runs", self.run_name)
+        self.checkpoint_path = os.path.join(self.run_dir, f"{args.exp_name}.pt")
+        if args.track:
+            import wandb
+
+            self.wandb_id = self.wandb_id or uuid.uuid4().hex[:12]
+            os.makedirs(self.run_dir, exist_ok=True)
+            where = dict(name=self.run_name, id=self.wandb_id, resume="allow", dir=self.run_dir)
+            logged = dict(config=vars(args), sync_tensorboard=True, save_code=True)
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, **where, **logged)
+        self.writer = SummaryWriter(self.run_dir, purge_step=self.global_step if ckpt else None)
+        log_hyperparameters(self.writer, args)
+        self.video_dir = os.path.join("videos", self.run_name) if args.capture_video else None
+        self.stop = StopRequest()
+        steps = dict(total=args.total_timesteps, initial=self.global_step, unit="step")
+        self.bar = tqdm(**steps, disable=not sys.stdout.isatty())
+        # the last returns before a resume, so the progress line and the summary continue from them
+        self.episodic_returns = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
+        self.eval_history: list[tuple[int, float]] = []
+        self.start_step, self.eval_time, self.started = self.global_step, 0.0, time.perf_counter()
+
+    def log_episode(self, episodic_return, length) -> None:
+        self.episodic_returns.append(float(episodic_return))
+        self.writer.add_scalar("charts/episodic_return", episodic_return, self.global_step)
+        self.writer.add_scalar("charts/episodic_length", length, self.global_step)
+
+    def end_update(self, steps: int, losses: dict, charts: dict, more: bool) -> None:
+        """After an update that followed `steps` new transitions: logs it, shows the progress, and
+        evaluates (unless the run ends now: `more` False) and checkpoints when due."""
+        args, step = self.args, self.global_step
+        self.bar.update(steps)
+        for name, value in losses.items():
+            log_loss(self.writer, name, value, step, FIX)
+        for tag, value in charts.items():
+            self.writer.add_scalar(tag, value, step)
+        sps = (step - self.start_step) / (time.perf_counter() - self.started - self.eval_time)
+        self.writer.add_scalar("charts/SPS", sps, step)
+        recent = np.mean(self.episodic_returns[-self.window :]) if self.episodic_returns else np.nan
+        self.bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
+        if self.bar.disable and crossed(step, steps, max(args.total_timesteps // 20, 1)):
+            line = f"sps {sps:.0f} return(last {self.window}) {recent:.1f}"
+            print(f"step {step}/{args.total_timesteps} {line}", flush=True)
+        if crossed(step, steps, args.eval_frequency) and more:
+            eval_start = time.perf_counter()
+            self.evaluation()
+            self.eval_time += time.perf_counter() - eval_start
+        if args.save_model and crossed(step, steps, args.checkpoint_frequency):
+            self.save()
+
+    def evaluation(self) -> list[float]:
+        """Runs evaluate() on the policy now and logs it as eval/episodic_return."""
+        prefix = f"eval_step{self.global_step}"
+        returns = evaluate(self.policy, self.args, self.device, self.video_dir, prefix)
+        self.eval_history.append((self.global_step, float(np.mean(returns))))
+        self.writer.add_scalar("eval/episodic_return", np.mean(returns), self.global_step)
+        return returns
+
+    def save(self) -> bool:
+        state = {name: part.state_dict() for name, part in self.parts.items()}
+        state.update(args=asdict(self.args), run_name=self.run_name, wandb_id=self.wandb_id)
+        state.update(rng=rng_states(self.rng), global_step=self.global_step)
+        recent = torch.tensor(self.episodic_returns[-100:], dtype=torch.float64)
+        state.update(update_count=self.update_count, recent_returns=recent)
+        modules = [part for part in self.parts.values() if isinstance(part, nn.Module)]
+        return save_checkpoint(self.checkpoint_path, state, modules)
+
+    def close(self, envs) -> None:
+        """However the loop ended: the signal handlers restored, the bar and the envs closed."""
+        self.stop.restore()
+        self.bar.close()
+        envs.close()
+
+    def finish(self) -> dict:
+        """The final evaluation (none after a stop), the last checkpoint; returns the summary."""
+        eval_returns, step = [], self.global_step
+        if not self.stop.requested:
+            eval_returns = self.evaluation()
+            n, mean, std = len(eval_returns), np.mean(eval_returns), np.std(eval_returns)
+            line = f"evaluation return {mean:.1f} +- {std:.1f} over {n} episodes"
+            print(f"step {step}: {line}", flush=True)
+        saved = self.args.save_model and self.save()
+        if self.stop.requested:
+            where = f"checkpoint in {self.checkpoint_path}" if saved else "no checkpoint written"
+            hint = "" if self.args.save_model else " (--save-model writes one)"
+            print(f"stopped at step {step}: {where}{hint}", flush=True)
+        elapsed = time.perf_counter() - self.started - self.eval_time
+        sps = (step - self.start_step) / max(elapsed, 1e-9)
+        self.writer.add_scalar("charts/SPS", sps, step)
+        self.writer.close()
+        if self.args.track:
+            import wandb
+
+            wandb.finish()
+        summary = dict(global_step=step, update_count=self.update_count, run_dir=self.run_dir)
+        summary.update(episodic_returns=self.episodic_returns, eval_returns=eval_returns)
+        summary.update(eval_history=self.eval_history, sps=sps, interrupted=self.stop.requested)
+        return {**summary, "checkpoint": self.checkpoint_path if self.args.save_model else None}
+
+
+# --- end shared: on_policy_run ---
 
 
 # --- shared: evaluate ---
@@ -526,193 +712,6 @@ def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
 
 
 # --- end shared: log_hyperparameters ---
-
-
-# --- shared: on_policy_setup ---
-FIX = "try a lower --learning-rate"
-"""what a diverging loss's message suggests"""
-SESSION_FIELDS = [
-    "resume",
-    "total_timesteps",
-    "cuda",
-    "track",
-    "save_model",
-    "checkpoint_frequency",
-    "capture_video",
-]
-"""fields a resumed run takes from the command line; all others come from its checkpoint"""
-
-
-def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
-    """The training envs; raises ValueError for action spaces other than Discrete or bounded Box."""
-    check_env_id(args.env_id)
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    space = envs.single_action_space
-    bounded = isinstance(space, gym.spaces.Box) and np.isfinite([space.low, space.high]).all()
-    if not (isinstance(space, gym.spaces.Discrete) or bounded):
-        envs.close()
-        raise ValueError(
-            f"--env-id {args.env_id} has a {space} action space; this script needs "
-            "Discrete or bounded Box actions"
-        )
-    obs_space = envs.single_observation_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        envs.close()
-        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
-        raise ValueError(
-            f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
-            "observations; this script needs flat vector observations"
-        )
-    return envs
-
-
-# --- end shared: on_policy_setup ---
-
-
-def train(args: Args) -> dict:
-    """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
-    validate_args(args)
-    check_common_args(args)
-    if args.eval_checkpoint:
-        return evaluate_checkpoint(args)
-    ckpt = load_checkpoint(args.resume) if args.resume else None
-    if ckpt is not None:
-        args = resumed_args(args, ckpt)
-    use_cuda = args.cuda and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
-    rng = seed_everything(args.seed, args.torch_deterministic, use_cuda)
-    envs = make_vector_env(args)
-    obs_dim = envs.single_observation_space.shape[0]
-    policy = Policy(obs_dim, envs.single_action_space, args).to(device)
-    value = mlp([obs_dim, *args.hidden_sizes, 1], layer_norm=False).to(device)
-    # foreach: one call per operation for all parameters, with the default loop's numbers
-    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, foreach=True)
-    value_optimizer = torch.optim.Adam(
-        value.parameters(), lr=args.value_learning_rate, foreach=True
-    )
-
-    networks = {"policy": policy, "value": value}
-    optimizers = {"policy_optimizer": policy_optimizer, "value_optimizer": value_optimizer}
-    global_step, update_count = 0, 0
-    wandb_id = None
-    if ckpt is not None:
-        for name, module in networks.items():
-            load_weights(module, ckpt[name], args.resume, name)
-        for name, optimizer in optimizers.items():
-            optimizer.load_state_dict(ckpt[name])
-        set_rng_states(ckpt["rng"], rng)
-        global_step, update_count = ckpt["global_step"], ckpt["update_count"]
-        wandb_id = ckpt["wandb_id"]
-    run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
-    run_dir = os.path.join("runs", run_name)
-    checkpoint_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-    if args.track:
-        import wandb
-
-        wandb_id = wandb_id or uuid.uuid4().hex[:12]
-        os.makedirs(run_dir, exist_ok=True)
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            config=vars(args),
-            name=run_name,
-            id=wandb_id,
-            resume="allow",
-            sync_tensorboard=True,
-            save_code=True,
-            dir=run_dir,
-        )
-    writer = SummaryWriter(run_dir, purge_step=global_step if ckpt is not None else None)
-    log_hyperparameters(writer, args)
-
-    def write_checkpoint() -> None:
-        state = {name: module.state_dict() for name, module in {**networks, **optimizers}.items()}
-        state.update(args=asdict(args), run_name=run_name, wandb_id=wandb_id, rng=rng_states(rng))
-        state.update(global_step=global_step, update_count=update_count)
-        state.update(recent_returns=torch.tensor(episodic_returns[-100:], dtype=torch.float64))
-        save_checkpoint(checkpoint_path, state, list(networks.values()))
-
-    video_dir = os.path.join("videos", run_name) if args.capture_video else None
-    stop = StopRequest()
-    bar = tqdm(total=args.total_timesteps, initial=global_step, disable=not sys.stdout.isatty())
-    # the last returns before a resume, so the progress line and the summary continue from them
-    episodic_returns: list[float] = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
-    eval_history: list[tuple[int, float]] = []
-    start_step, start_time, eval_seconds = global_step, time.perf_counter(), 0.0
-    try:
-        while global_step < args.total_timesteps and not stop.requested:
-            episodes, steps = collect_episodes(
-                envs, policy, value, args, device, seed=args.seed + global_step
-            )
-            losses = update(
-                episodes, policy, value, policy_optimizer, value_optimizer, args, device
-            )
-            global_step += steps
-            update_count += 1
-            bar.update(steps)
-            for ep in episodes:
-                episodic_returns.append(ep["episodic_return"])
-                writer.add_scalar("charts/episodic_return", ep["episodic_return"], global_step)
-                writer.add_scalar("charts/episodic_length", len(ep["rewards"]), global_step)
-            for name, loss in losses.items():
-                log_loss(writer, name, loss, global_step, FIX)
-            sps = (global_step - start_step) / (time.perf_counter() - start_time - eval_seconds)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            recent = np.mean(episodic_returns[-args.episodes_per_update :])
-            bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.1f}")
-            if bar.disable and crossed(global_step, steps, max(args.total_timesteps // 20, 1)):
-                print(
-                    f"step {global_step}/{args.total_timesteps} sps {sps:.0f} "
-                    f"return(last batch) {recent:.1f}",
-                    flush=True,
-                )
-            if (
-                crossed(global_step, steps, args.eval_frequency)
-                and global_step < args.total_timesteps
-            ):
-                eval_start = time.perf_counter()
-                returns = evaluate(policy, args, device, video_dir, f"eval_step{global_step}")
-                eval_history.append((global_step, float(np.mean(returns))))
-                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
-                eval_seconds += time.perf_counter() - eval_start
-            if args.save_model and crossed(global_step, steps, args.checkpoint_frequency):
-                write_checkpoint()
-    finally:
-        stop.restore()
-        bar.close()
-        envs.close()
-
-    eval_returns: list[float] = []
-    if not stop.requested:
-        eval_returns = evaluate(policy, args, device, video_dir, f"eval_step{global_step}")
-        eval_history.append((global_step, float(np.mean(eval_returns))))
-        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
-        print(
-            f"step {global_step}: evaluation return {np.mean(eval_returns):.1f} "
-            f"+- {np.std(eval_returns):.1f} over {len(eval_returns)} episodes",
-            flush=True,
-        )
-    if args.save_model:
-        write_checkpoint()
-    elapsed = time.perf_counter() - start_time - eval_seconds
-    writer.add_scalar("charts/SPS", (global_step - start_step) / max(elapsed, 1e-9), global_step)
-    writer.close()
-    if args.track:
-        wandb.finish()
-    return {
-        "global_step": global_step,
-        "update_count": update_count,
-        "episodic_returns": episodic_returns,
-        "eval_returns": eval_returns,
-        "eval_history": eval_history,
-        "sps": (global_step - start_step) / max(elapsed, 1e-9),
-        "run_dir": run_dir,
-        "checkpoint": checkpoint_path if args.save_model else None,
-        "interrupted": stop.requested,
-    }
 
 
 def evaluate_checkpoint(args: Args) -> dict:
