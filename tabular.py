@@ -154,7 +154,7 @@ def value_iteration(transitions: dict, n_states: int, n_actions: int, gamma: flo
 
 def train(args: Args) -> dict:
     """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns,
-    eval_history, sps, run_dir, q, online_returns)."""
+    eval_history, sps, run_dir, q, interrupted)."""
     validate_args(args)
     if args.eval_checkpoint:
         return evaluate_checkpoint(args)
@@ -184,80 +184,70 @@ def train(args: Args) -> dict:
     episodic_returns: list[float] = []
     eval_history: list[tuple[int, float]] = []
     episode: list[tuple[int, int, float]] = []
-    start_time, eval_seconds, global_step = time.perf_counter(), 0.0, 0
+    start_time, eval_seconds, global_step, stop = time.perf_counter(), 0.0, 0, []
     state, _ = env.reset(seed=args.seed)
-    epsilon = args.epsilon_start
+    total, epsilon = args.total_timesteps, args.epsilon_start
     action = epsilon_greedy(q, state, epsilon, rng)
-    while global_step < args.total_timesteps:
-        next_state, reward, terminated, truncated, info = env.step(action)
-        global_step += 1
-        bar.update(1)
-        epsilon = schedule(
-            args.epsilon_start,
-            args.epsilon_end,
-            args.exploration_fraction,
-            global_step,
-            args.total_timesteps,
-        )
-        alpha = schedule(
-            args.learning_rate, args.learning_rate_end, 1.0, global_step, args.total_timesteps
-        )
-        next_action = epsilon_greedy(q, next_state, epsilon, rng)
-        if args.method.startswith("mc"):
-            episode.append((state, action, float(reward)))
-            if terminated or truncated:
-                bootstrap = (
-                    0.0 if terminated else policy_probs(q, next_state, epsilon) @ q[next_state]
-                )
-                monte_carlo_update(q, episode, bootstrap, alpha, args)
-                episode = []
-        else:
-            target = td_target(q, reward, next_state, next_action, terminated, epsilon, args)
-            q[state, action] += alpha * (target - q[state, action])
-        state, action = next_state, next_action
-        if terminated or truncated:
-            episodic_returns.append(float(info["episode"]["r"]))
-            writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
-            writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
-            state, _ = env.reset()
-            action = epsilon_greedy(q, state, epsilon, rng)
-        if global_step % 1000 == 0:
-            log_progress(
-                writer,
-                bar,
-                args,
-                q,
-                episodic_returns,
-                global_step,
-                epsilon,
-                alpha,
-                (global_step) / (time.perf_counter() - start_time - eval_seconds),
+    restore_signals = stop_on_signals(stop)
+    try:
+        while global_step < total and not stop:
+            next_state, reward, terminated, truncated, info = env.step(action)
+            global_step += 1
+            bar.update(1)
+            epsilon = schedule(
+                args.epsilon_start, args.epsilon_end, args.exploration_fraction, global_step, total
             )
-        if (
-            args.eval_frequency
-            and global_step % args.eval_frequency == 0
-            and global_step < args.total_timesteps
-        ):
-            eval_start = time.perf_counter()
-            returns = evaluate(q, args, video_dir, f"eval_step{global_step}")
-            eval_history.append((global_step, float(np.mean(returns))))
-            writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
-            eval_seconds += time.perf_counter() - eval_start
-    bar.close()
+            alpha = schedule(args.learning_rate, args.learning_rate_end, 1.0, global_step, total)
+            next_action = epsilon_greedy(q, next_state, epsilon, rng)
+            if args.method.startswith("mc"):
+                episode.append((state, action, float(reward)))
+                if terminated or truncated:
+                    v_next = policy_probs(q, next_state, epsilon) @ q[next_state]
+                    monte_carlo_update(q, episode, 0.0 if terminated else v_next, alpha, args)
+                    episode = []
+            else:
+                target = td_target(q, reward, next_state, next_action, terminated, epsilon, args)
+                q[state, action] += alpha * (target - q[state, action])
+            state, action = next_state, next_action
+            if terminated or truncated:
+                episodic_returns.append(float(info["episode"]["r"]))
+                writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
+                writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
+                state, _ = env.reset()
+                action = epsilon_greedy(q, state, epsilon, rng)
+            if global_step % 1000 == 0:
+                sps = global_step / (time.perf_counter() - start_time - eval_seconds)
+                log_progress(
+                    writer, bar, args, q, episodic_returns, global_step, epsilon, alpha, sps
+                )
+            due = args.eval_frequency and global_step % args.eval_frequency == 0
+            if due and global_step < total:
+                eval_start = time.perf_counter()
+                returns = evaluate(q, args, video_dir, f"eval_step{global_step}")
+                eval_history.append((global_step, float(np.mean(returns))))
+                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+                eval_seconds += time.perf_counter() - eval_start
+    finally:
+        restore_signals()
+        bar.close()
     env.close()
     sps = global_step / max(time.perf_counter() - start_time - eval_seconds, 1e-9)
-    eval_returns = evaluate(q, args, video_dir, f"eval_step{global_step}")
-    eval_history.append((global_step, float(np.mean(eval_returns))))
-    writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
+    eval_returns: list[float] = []
+    if not stop:
+        eval_returns = evaluate(q, args, video_dir, f"eval_step{global_step}")
+        eval_history.append((global_step, float(np.mean(eval_returns))))
+        writer.add_scalar("eval/episodic_return", np.mean(eval_returns), global_step)
+        mean, std, n = np.mean(eval_returns), np.std(eval_returns), len(eval_returns)
+        line = f"evaluation return {mean:.3f} +- {std:.3f} over {n} episodes"
+        print(f"step {global_step}: {line}", flush=True)
     writer.add_scalar("charts/SPS", sps, global_step)
-    print(
-        f"step {global_step}: evaluation return {np.mean(eval_returns):.3f} "
-        f"+- {np.std(eval_returns):.3f} over {len(eval_returns)} episodes",
-        flush=True,
-    )
     checkpoint = os.path.join(run_dir, f"{args.exp_name}.npz")
     if args.save_model:
         save_checkpoint(checkpoint, q, args, run_name, global_step)
+    if stop:
+        where = f"checkpoint in {checkpoint}" if args.save_model else "no checkpoint written"
+        hint = "" if args.save_model else " (--save-model writes one)"
+        print(f"stopped at step {global_step}: {where}{hint}", flush=True)
     writer.close()
     if args.track:
         wandb.finish()
@@ -270,7 +260,19 @@ def train(args: Args) -> dict:
         "run_dir": run_dir,
         "checkpoint": checkpoint if args.save_model else None,
         "q": q,
+        "interrupted": bool(stop),
     }
+
+
+def stop_on_signals(stop: list):
+    """Ctrl-C and SIGTERM append to `stop` (the loop ends cleanly); returns a handler restorer."""
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda signum, frame: stop.append(signum))
+        except ValueError:  # not the main thread: signals stay as they are
+            pass
+    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
 
 
 TIME_LIMIT = 1000
@@ -402,9 +404,8 @@ def evaluate_checkpoint(args: Args) -> dict:
         )
     video_dir = os.path.join("videos", meta["run_name"]) if args.capture_video else None
     returns = evaluate(q, saved, video_dir, "eval_checkpoint")
-    print(
-        f"{args.eval_checkpoint}: evaluation return {np.mean(returns):.3f} over {len(returns)} episodes"
-    )
+    mean, n = np.mean(returns), len(returns)
+    print(f"{args.eval_checkpoint}: evaluation return {mean:.3f} over {n} episodes")
     return {
         "global_step": meta["global_step"],
         "episodic_returns": [],
@@ -467,15 +468,14 @@ def log_progress(writer, bar, args, q, episodic_returns, step, epsilon, alpha, s
     recent = np.mean(episodic_returns[-100:]) if episodic_returns else float("nan")
     bar.set_postfix(sps=f"{sps:.0f}", ret=f"{recent:.2f}")
     if bar.disable and step % max(args.total_timesteps // 20, 1000) == 0:
-        print(
-            f"step {step}/{args.total_timesteps} sps {sps:.0f} return(last 100) {recent:.2f}",
-            flush=True,
-        )
+        line = f"sps {sps:.0f} return(last 100) {recent:.2f}"
+        print(f"step {step}/{args.total_timesteps} {line}", flush=True)
 
 
 if __name__ == "__main__":
     try:
-        train(tyro.cli(Args))
+        summary = train(tyro.cli(Args))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    sys.exit(130 if summary.get("interrupted") else 0)
