@@ -624,24 +624,45 @@ def bad_inputs() -> list[tuple[str, str, list[str], dict]]:
     }
     for s, env_id in wrong_action.items():
         add(s, "wrong action space", ["--env-id", env_id], custom_envs="Robustness" in env_id)
-    add("dqn_rainbow", "wrong action space", ["--env-id", "RobustnessCheck/MultiDiscreteActions-v0"], custom_envs=True)
+    add(
+        "dqn_rainbow",
+        "wrong action space",
+        ["--env-id", "RobustnessCheck/MultiDiscreteActions-v0"],
+        custom_envs=True,
+    )
     tuple_env = {s: "Blackjack-v1" for s in ["dqn_rainbow", "reinforce", "a2c", "ppo"]}
     tuple_env |= {s: "RobustnessCheck/TupleObs-Box-v0" for s in CONTINUOUS}
     for s, env_id in tuple_env.items():
         add(s, "Tuple observations", ["--env-id", env_id], custom_envs="Robustness" in env_id)
     for s in ["dqn_rainbow", "reinforce", "a2c", "ppo", "tabular"]:
-        add(s, "Dict observations", ["--env-id", "RobustnessCheck/DictObs-Discrete-v0"], custom_envs=True)
+        add(
+            s,
+            "Dict observations",
+            ["--env-id", "RobustnessCheck/DictObs-Discrete-v0"],
+            custom_envs=True,
+        )
     for s in CONTINUOUS:
-        add(s, "Dict observations", ["--env-id", "RobustnessCheck/DictObs-Box-v0"], custom_envs=True)
+        add(
+            s, "Dict observations", ["--env-id", "RobustnessCheck/DictObs-Box-v0"], custom_envs=True
+        )
     image = {s: "CarRacing-v3" for s in CONTINUOUS + ON_POLICY}
     image |= {"maddpg_tennis": "pistonball_v6"}
     for s, env_id in image.items():
         add(s, "image observations", ["--env-id", env_id])
     # dqn_rainbow learns from Atari frames (stacked 84x84); RGB images of another size it cannot
-    add("dqn_rainbow", "image observations", ["--env-id", "RobustnessCheck/ImageObs-Discrete-v0"], custom_envs=True)
+    add(
+        "dqn_rainbow",
+        "image observations",
+        ["--env-id", "RobustnessCheck/ImageObs-Discrete-v0"],
+        custom_envs=True,
+    )
     add("tabular", "Box observations", ["--env-id", "CartPole-v1"])
     add(OFF_POLICY, "batch larger than buffer", ["--batch-size", "64", "--buffer-size", "32"])
-    add(OFF_POLICY, "learning starts beyond the budget", ["--learning-starts", "5000", "--total-timesteps", "1000"])
+    add(
+        OFF_POLICY,
+        "learning starts beyond the budget",
+        ["--learning-starts", "5000", "--total-timesteps", "1000"],
+    )
     add("ppo", "budget below a rollout", ["--total-timesteps", "100"])
     add("a2c", "budget below a rollout", ["--total-timesteps", "5"])
     add("reinforce", "budget below an update", ["--total-timesteps", "1"])
@@ -660,10 +681,26 @@ def bad_inputs() -> list[tuple[str, str, list[str], dict]]:
     add(SCRIPTS, "eval frequency -1", ["--eval-frequency", "-1"])
     add(OFF_POLICY, "buffer size 0", ["--buffer-size", "0"])
     add(OFF_POLICY, "batch size 0", ["--batch-size", "0"])
-    add(["ddpg_continuous", "td3_continuous", "sac_continuous", "maddpg_tennis"], "tau nan", ["--tau", "nan"])
-    add(["ddpg_continuous", "td3_continuous", "sac_continuous", "maddpg_tennis"], "tau 1.5", ["--tau", "1.5"])
-    add(["ddpg_continuous", "td3_continuous", "sac_continuous", "maddpg_tennis"], "updates per step inf", ["--updates-per-step", "inf"])
-    add(["ddpg_continuous", "td3_continuous", "maddpg_tennis"], "exploration noise nan", ["--exploration-noise", "nan"])
+    add(
+        ["ddpg_continuous", "td3_continuous", "sac_continuous", "maddpg_tennis"],
+        "tau nan",
+        ["--tau", "nan"],
+    )
+    add(
+        ["ddpg_continuous", "td3_continuous", "sac_continuous", "maddpg_tennis"],
+        "tau 1.5",
+        ["--tau", "1.5"],
+    )
+    add(
+        ["ddpg_continuous", "td3_continuous", "sac_continuous", "maddpg_tennis"],
+        "updates per step inf",
+        ["--updates-per-step", "inf"],
+    )
+    add(
+        ["ddpg_continuous", "td3_continuous", "maddpg_tennis"],
+        "exploration noise nan",
+        ["--exploration-noise", "nan"],
+    )
     add("td3_continuous", "policy noise nan", ["--policy-noise", "nan"])
     add("td3_continuous", "policy frequency 0", ["--policy-frequency", "0"])
     add("sac_continuous", "alpha inf without autotune", ["--no-autotune", "--alpha", "inf"])
@@ -697,17 +734,34 @@ def bad_inputs() -> list[tuple[str, str, list[str], dict]]:
         add(s, "corrupt checkpoint (truncated)", [flag, f"{{SETUP}}/truncated_{s}.ckpt"])
         add(s, "corrupt checkpoint (empty file)", [flag, "{SETUP}/empty.pt"])
         add(s, "another script's checkpoint", [flag, f"{{SETUP}}/{OTHER[s]}.ckpt"])
-        add(s, "another script's checkpoint (evaluated)", ["--eval-checkpoint", f"{{SETUP}}/{OTHER[s]}.ckpt"])
+        add(
+            s,
+            "another script's checkpoint (evaluated)",
+            ["--eval-checkpoint", f"{{SETUP}}/{OTHER[s]}.ckpt"],
+        )
         if s != "tabular":
             add(s, "a tensor file, not a checkpoint", [flag, "{SETUP}/tensor.pt"])
-    add("td3_continuous", "another script's checkpoint (DDPG, same actor shape)", ["--eval-checkpoint", "{SETUP}/ddpg_continuous.ckpt"])
+    add(
+        "td3_continuous",
+        "another script's checkpoint (DDPG, same actor shape)",
+        ["--eval-checkpoint", "{SETUP}/ddpg_continuous.ckpt"],
+    )
     add(RESUMABLE, "--checkpoint-frequency without --save-model", ["--checkpoint-frequency", "100"])
     add(OFF_POLICY, "--save-buffer without --save-model", ["--save-buffer"])
     add(RESUMABLE, "checkpoint frequency -1", ["--save-model", "--checkpoint-frequency", "-1"])
-    add(SCRIPTS, "unwritable runs dir (read-only working directory)", ["--save-model"], cwd="read-only")
+    add(
+        SCRIPTS,
+        "unwritable runs dir (read-only working directory)",
+        ["--save-model"],
+        cwd="read-only",
+    )
     add(SCRIPTS, "unwritable runs dir (runs is a file)", [], cwd="runs-file")
     # what the argument parser (tyro) refuses before the script runs
-    add(["dqn_rainbow", "ppo", "tabular"], "parser: nan for an integer size", ["--total-timesteps", "nan"])
+    add(
+        ["dqn_rainbow", "ppo", "tabular"],
+        "parser: nan for an integer size",
+        ["--total-timesteps", "nan"],
+    )
     add(["td3_continuous", "reinforce"], "parser: unknown flag", ["--learning-rat", "1e-3"])
     return cases
 
@@ -722,12 +776,22 @@ def all_cases() -> list[Case]:
         extra = [f.replace("{SETUP}", "{SETUP}") for f in flags]
         data = dict(opts, flags=flags_with(script, extra))
         cases.append(
-            Case(cid, script, "bad input", category, bad_input_case, opts.get("cwd") == "read-only", data)
+            Case(
+                cid,
+                script,
+                "bad input",
+                category,
+                bad_input_case,
+                opts.get("cwd") == "read-only",
+                data,
+            )
         )
     for sig in [signal.SIGTERM, signal.SIGINT]:
         for s in SCRIPTS:
             cat = f"{sig.name} mid-run" + (", then --resume" if s in RESUMABLE else "")
-            cases.append(Case(f"fault/{s}/{cat}", s, "fault", cat, signal_mid_run, data={"signal": sig}))
+            cases.append(
+                Case(f"fault/{s}/{cat}", s, "fault", cat, signal_mid_run, data={"signal": sig})
+            )
     for s in RESUMABLE:
         cat = "SIGKILL during a checkpoint write, then it loads and resumes"
         cases.append(Case(f"fault/{s}/{cat}", s, "fault", cat, sigkill_during_write))
@@ -798,7 +862,11 @@ def make_setup(ctx: Ctx, log=print) -> None:
         f.write(bytes(rnd.randrange(256) for _ in range(4096)))
     open(os.path.join(ctx.setup, "empty.pt"), "wb").close()
     subprocess.run(
-        [ctx.python, "-c", f"import torch; torch.save(torch.zeros(3), {os.path.join(ctx.setup, 'tensor.pt')!r})"],
+        [
+            ctx.python,
+            "-c",
+            f"import torch; torch.save(torch.zeros(3), {os.path.join(ctx.setup, 'tensor.pt')!r})",
+        ],
         check=True,
         env=base_env(),
     )
@@ -829,8 +897,15 @@ def namespace_available() -> bool:
     if not shutil.which("unshare"):
         return False
     p = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", "d=$(mktemp -d) && "
-         "mount -t tmpfs -o size=1m tmpfs $d && umount $d && rmdir $d"],
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "d=$(mktemp -d) && " "mount -t tmpfs -o size=1m tmpfs $d && umount $d && rmdir $d",
+        ],
         capture_output=True,
     )
     return p.returncode == 0
@@ -871,8 +946,14 @@ def git_commit(root: str) -> str:
     git = ["git", "-C", root]
     p = subprocess.run(git + ["log", "-1", "--format=%H %s"], capture_output=True, text=True)
     scripts = [f"{s}.py" for s in SCRIPTS] + ["sumtree.py"]
-    dirty = subprocess.run(git + ["status", "--porcelain", "--", *scripts], capture_output=True, text=True)
-    state = "with uncommitted changes to the scripts" if dirty.stdout.strip() else "scripts as committed"
+    dirty = subprocess.run(
+        git + ["status", "--porcelain", "--", *scripts], capture_output=True, text=True
+    )
+    state = (
+        "with uncommitted changes to the scripts"
+        if dirty.stdout.strip()
+        else "scripts as committed"
+    )
     return f"{(p.stdout.strip()[:100] or 'unknown')} ({state})"
 
 
@@ -880,7 +961,9 @@ def machine() -> str:
     model = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            model = next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
@@ -917,7 +1000,11 @@ def report(results, args, ctx, started, seconds) -> str:
         "## Totals",
         "",
         f"- bad inputs tried: {nb}, clean: {cb}"
-        + (f" (of which {np_} refused by the argument parser, tyro, before the script runs: {cp} clean)" if np_ else ""),
+        + (
+            f" (of which {np_} refused by the argument parser, tyro, before the script runs: {cp} clean)"
+            if np_
+            else ""
+        ),
         f"- faults tried: {nf}, survived: {sf}",
         "",
     ]
@@ -928,11 +1015,18 @@ def report(results, args, ctx, started, seconds) -> str:
             lines += [f"### {c.id}", "", f"{o.why}", "", "```"]
             lines += [f"$ {cmd}" for cmd in o.commands]
             lines += [o.output.strip(), "```", ""]
-    lines += ["## Every case", "", "| # | kind | script | case | outcome | detail | s |", "|-|-|-|-|-|-|-|"]
+    lines += [
+        "## Every case",
+        "",
+        "| # | kind | script | case | outcome | detail | s |",
+        "|-|-|-|-|-|-|-|",
+    ]
     for i, (c, o) in enumerate(results, 1):
         verdict = ("clean" if c.kind == "bad input" else "survived") if o.passed else "FAIL"
         why = o.why.replace("|", "\\|").replace("\n", " ")[:220]
-        lines.append(f"| {i} | {c.kind} | {c.script} | {c.category.replace('|', '/')} | {verdict} | {why} | {o.seconds:.0f} |")
+        lines.append(
+            f"| {i} | {c.kind} | {c.script} | {c.category.replace('|', '/')} | {verdict} | {why} | {o.seconds:.0f} |"
+        )
     lines += ["", "## Commands", ""]
     for i, (c, o) in enumerate(results, 1):
         for cmd in o.commands:
@@ -967,7 +1061,10 @@ def main(argv=None) -> int:
     ctx = Ctx(root, args.python, setup, namespace=namespace_available())
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     t0 = time.perf_counter()
-    print(f"{len(cases)} cases against {root}; namespace: {ctx.namespace}; setup in {setup}", flush=True)
+    print(
+        f"{len(cases)} cases against {root}; namespace: {ctx.namespace}; setup in {setup}",
+        flush=True,
+    )
     make_setup(ctx)
     results: list[tuple[Case, Outcome] | None] = [None] * len(cases)
     with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
@@ -977,7 +1074,10 @@ def main(argv=None) -> int:
             results[i] = (cases[i], fut.result())
             c, o = results[i]
             mark = "ok  " if o.passed else "FAIL"
-            print(f"[{n:3d}/{len(cases)}] {mark} {c.id}  ({o.seconds:.0f} s) {o.why[:150]}", flush=True)
+            print(
+                f"[{n:3d}/{len(cases)}] {mark} {c.id}  ({o.seconds:.0f} s) {o.why[:150]}",
+                flush=True,
+            )
     done = [r for r in results if r is not None]
     seconds = time.perf_counter() - t0
     print()
@@ -985,8 +1085,10 @@ def main(argv=None) -> int:
     for c, o in done:
         print(f"{c.kind:9s}  {('pass' if o.passed else 'FAIL'):8s}  {c.id}")
     t = totals(done)
-    print(f"\nbad inputs tried {t['bad input'][0]}, clean {t['bad input'][1]}"
-          f" (parser-level: {t['parser'][0]} tried, {t['parser'][1]} clean)")
+    print(
+        f"\nbad inputs tried {t['bad input'][0]}, clean {t['bad input'][1]}"
+        f" (parser-level: {t['parser'][0]} tried, {t['parser'][1]} clean)"
+    )
     print(f"faults tried {t['fault'][0]}, survived {t['fault'][1]}")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
