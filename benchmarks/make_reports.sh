@@ -7,7 +7,9 @@
 # Not rebuilt here, because they are measurements rather than reports of committed data: the speed
 # tables (*_speed*.md, td3_speed_compile_run.log) come from benchmarks/{td3,ppo,dqn,sac,sumtree}_speed.py
 # (sumtree.md from sumtree_speed.py; a2c_speed.md from benchmarks/peers.py a2c, see its header),
-# random_play.md from benchmarks/random_play.py, and peers/*.jsonl from SB3 runs (peers/README.md).
+# random_play.md from benchmarks/random_play.py, robustness.md from benchmarks/robustness.py,
+# cuda_check.md from benchmarks/cuda_check.py (on a GPU machine), and peers/*.jsonl from SB3 runs
+# (peers/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
@@ -38,6 +40,13 @@ report --from-csv $out/dqn_ablation_fused_adam_curves.csv --name dqn_ablation_fu
 # MADDPG on Tennis and two PettingZoo tasks; the random-play levels are random_play.md's means
 report --from-csv $out/maddpg_curves.csv --name maddpg --baseline "Tennis=random play=0.0147" \
   --baseline "simple_spread_v3=random play=-76.2" --baseline "multiwalker_v9=random play=-310.8"
+# PPO with its defaults for continuous actions on gymnasium's MuJoCo tasks, 3 seeds each, stopped
+# near 450k-560k steps by the time limit of the 16-core machine that ran them: compared at 401k
+report --from-csv $out/ppo_mujoco_curves.csv --name ppo_mujoco --until 401408 \
+  --at 100352 200704 301056
+# Out of the box: each script with nothing but --env-id and a budget, beside SB3 with its own
+# defaults (benchmarks/ootb.py)
+report --from-csv $out/ootb_curves.csv --name ootb
 # Tabular methods beside the optimal policy, and Sutton and Barto's Example 6.6
 "$py" benchmarks/tabular_curves.py report >/dev/null
 # README's results table

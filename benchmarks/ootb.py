@@ -10,13 +10,17 @@ suite to one committed file from which `make_reports.sh` rebuilds the table.
 
 The tasks are ones the defaults were not tuned on. Usage:
     python benchmarks/ootb.py --runs-dir benchmarks/runs/ootb --tasks ppo:LunarLanderContinuous-v3:200000 --seeds 1 2
-    python benchmarks/ootb.py --runs-dir benchmarks/runs/ootb --suite --seeds 1 2 3
+    python benchmarks/ootb.py --runs-dir benchmarks/runs/ootb --suite --seeds 1 2 3 --workers 2
+Then `python benchmarks/report.py --runs-dir benchmarks/runs/ootb/runs --name ootb --csv-only`
+merges the runs into benchmarks/results/ootb_curves.csv, from which make_reports.sh rebuilds the
+table (docs/benchmarks.md).
 """
 
 import argparse
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +61,11 @@ def sb3_worker(script: str, env_id: str, steps: int, seed: int, runs_dir: str) -
     algo = getattr(stable_baselines3, SB3[script])
     model = algo("MlpPolicy", gym.make(env_id), seed=seed, device="cpu")
     args = SimpleNamespace(
-        env_id=env_id, seed=seed, total_timesteps=steps, eval_frequency=steps // 10, eval_episodes=10
+        env_id=env_id,
+        seed=seed,
+        total_timesteps=steps,
+        eval_frequency=steps // 10,
+        eval_episodes=10,
     )
     learn_and_log(model, args, runs_dir, f"sb3_{SB3[script].lower()}_defaults")
 
@@ -68,6 +76,7 @@ def main() -> int:
     parser.add_argument("--suite", action="store_true", help="every task of SUITE")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--runs-dir", default=os.path.join(ROOT, "benchmarks", "runs", "ootb"))
+    parser.add_argument("--workers", type=int, default=1, help="runs at a time (one core each)")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.worker:
@@ -77,7 +86,7 @@ def main() -> int:
     tasks = (SUITE if a.suite else []) + a.tasks
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     os.makedirs(a.runs_dir, exist_ok=True)
-    failed = 0
+    jobs = []
     for task in tasks:
         script, env_id, steps = task.split(":")
         for seed in a.seeds:
@@ -86,11 +95,17 @@ def main() -> int:
             ours += ["--total-timesteps", steps, "--seed", str(seed), *evals]
             peer = [sys.executable, os.path.abspath(__file__), "--runs-dir", a.runs_dir]
             peer += ["--worker", script, env_id, steps, str(seed)]
-            for label, cmd in [("ours", ours), ("SB3", peer)]:
-                out = subprocess.run(cmd, cwd=a.runs_dir, env=env, capture_output=True, text=True)
-                status = "ok" if out.returncode == 0 else f"failed:\n{out.stderr[-1500:]}"
-                print(f"{task} seed {seed} {label}: {status}", flush=True)
-                failed += out.returncode != 0
+            jobs += [(f"{task} seed {seed} ours", ours), (f"{task} seed {seed} SB3", peer)]
+
+    def run(job) -> int:
+        label, cmd = job
+        out = subprocess.run(cmd, cwd=a.runs_dir, env=env, capture_output=True, text=True)
+        status = "ok" if out.returncode == 0 else f"failed:\n{out.stderr[-1500:]}"
+        print(f"{label}: {status}", flush=True)
+        return out.returncode != 0
+
+    with ThreadPoolExecutor(a.workers) as pool:  # each job is a process of its own
+        failed = sum(pool.map(run, jobs))
     return 1 if failed else 0
 
 

@@ -389,7 +389,7 @@ def test_tennis_report_counts_running_time_without_the_stop_resume_pause(tmp_pat
     assert run["evals"] == [(6, 2.5)]
 
 
-MEASURED = ("speed", "sumtree.md", "random_play.md", "peers")
+MEASURED = ("speed", "sumtree.md", "random_play.md", "peers", "robustness.md", "cuda_check.md")
 """results made by measurement scripts, not rebuilt by make_reports.sh"""
 
 
