@@ -456,6 +456,7 @@ class Run:
         self.checkpoint_path = os.path.join(self.run_dir, f"{args.exp_name}.pt")
         if args.track:
             import wandb
+
             self.wandb_id, self.wandb = self.wandb_id or uuid.uuid4().hex[:12], wandb
             os.makedirs(self.run_dir, exist_ok=True)
             wandb.init(
@@ -584,7 +585,6 @@ class Run:
         }
 
 
-# --- shared: validation ---
 def check_rules(args, rules: list) -> None:
     """Raises ValueError naming the first flag that breaks a rule: (flag names, test, what it must be)."""
     for names, test, what in rules:
@@ -592,9 +592,6 @@ def check_rules(args, rules: list) -> None:
             if not test(getattr(args, name)):
                 flag = f"--{name.replace('_', '-')}"
                 raise ValueError(f"{flag} must be {what}, got {getattr(args, name)}")
-
-
-# --- end shared: validation ---
 
 
 POSITIVE = ["total_timesteps", "num_envs", "eval_episodes", "batch_size", "buffer_size"]
@@ -1069,7 +1066,6 @@ def evaluate(actor: Actor, args: Args, device, video_dir: str | None = None, pre
     return [float(s) for s in env.score(returns)]
 
 
-# --- shared: buffer_memory ---
 def report_buffer_memory(capacity: int, bytes_per_transition: int) -> None:
     """Says how much memory a large replay buffer takes, before it is allocated."""
     gib = capacity * bytes_per_transition / 2**30
@@ -1077,10 +1073,6 @@ def report_buffer_memory(capacity: int, bytes_per_transition: int) -> None:
         print(f"replay buffer: {capacity} transitions take {gib:.1f} GiB (--buffer-size sets it)")
 
 
-# --- end shared: buffer_memory ---
-
-
-# --- shared: checkpoint ---
 def rng_states(rng: np.random.Generator) -> dict:
     """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
     version, mt_state, gauss = random.getstate()
@@ -1123,27 +1115,25 @@ def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
 
 
 def load_checkpoint(path: str) -> dict:
-    """Reads a checkpoint with weights_only=True; clear errors for a missing or unreadable file."""
+    """Reads a checkpoint with weights_only=True; one clear error for a missing, unreadable, foreign
+    or mismatched file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist; check the path given")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(
-            f"checkpoint {path} could not be read ({type(e).__name__}); the file "
-            "is corrupt or not a checkpoint of this script"
-        ) from None
-    if not isinstance(ckpt, dict) or "args" not in ckpt:
-        raise ValueError(f"{path} holds no saved options: it is not a checkpoint of this script")
-    if ckpt.get("script", SCRIPT) != SCRIPT:
-        raise ValueError(f"checkpoint {path} was written by {ckpt['script']}; use that script")
-    unknown = sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__))
-    if unknown:
-        raise ValueError(
-            f"checkpoint {path} sets options this version of the script does not have "
-            f"({', '.join(unknown)}); it was written by another version or another script"
-        )
-    return ckpt
+        ckpt = f"could not be read ({type(e).__name__}); the file is corrupt or not a checkpoint"
+    if isinstance(ckpt, str):
+        problem = ckpt
+    elif not isinstance(ckpt, dict) or "args" not in ckpt:
+        problem = "holds no saved options: it is not a checkpoint of this script"
+    elif ckpt.get("script", SCRIPT) != SCRIPT:
+        problem = f"was written by {ckpt['script']}; use that script"
+    elif unknown := sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__)):
+        problem = f"sets options this version of the script does not have ({', '.join(unknown)})"
+    else:
+        return ckpt
+    raise ValueError(f"checkpoint {path} {problem}")
 
 
 def resumed_args(args, ckpt: dict | None):
@@ -1209,8 +1199,7 @@ class StopRequest:
     clean point and saves its checkpoint."""
 
     def __init__(self):
-        self.requested = False
-        self.previous = {}
+        self.requested, self.previous = False, {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self.previous[sig] = signal.signal(sig, self.handle)
@@ -1230,10 +1219,6 @@ def crossed(step: int, increment: int, every: int) -> bool:
     return every > 0 and step // every != (step - increment) // every
 
 
-# --- end shared: checkpoint ---
-
-
-# --- shared: seeding ---
 def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
     """Seeds random, numpy and torch; returns the generator this script draws its own noise from."""
     random.seed(seed)
@@ -1246,10 +1231,6 @@ def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.
     return np.random.default_rng(seed)
 
 
-# --- end shared: seeding ---
-
-
-# --- shared: run_name ---
 def new_run_name(args: Args) -> str:
     """{env_id}__{exp_name}__{seed}__{unix time}, claiming runs/{run_name}/ at once; a time already
     taken (two runs started in the same second) moves on by a second, so runs never share one."""
@@ -1267,16 +1248,9 @@ def new_run_name(args: Args) -> str:
             ) from None
 
 
-# --- end shared: run_name ---
-
-
-# --- shared: log_hyperparameters ---
 def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
     rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
-
-
-# --- end shared: log_hyperparameters ---
 
 
 def evaluate_checkpoint(args: Args) -> dict:

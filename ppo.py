@@ -9,7 +9,7 @@ advantage estimation, then takes `update_epochs` passes of minibatch gradient st
 Usage: python ppo.py --env-id CartPole-v1
 """
 
-import difflib
+import contextlib
 import os
 import random
 import signal
@@ -133,8 +133,6 @@ DEFAULTS = {
 """the options left at None take these values, by the env's action space"""
 
 
-
-# --- shared: mlp ---
 def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     """Linear layers with an activation (after a parameter-free LayerNorm if asked) between them."""
     layers: list[nn.Module] = []
@@ -147,10 +145,6 @@ def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReL
     return nn.Sequential(*layers)
 
 
-# --- end shared: mlp ---
-
-
-# --- shared: actor_critic ---
 class RunningMeanStd(nn.Module):
     """Mean and variance of everything seen so far, updated one batch at a time (the parallel
     formula of Chan et al.), kept in buffers so checkpoints save them with the network."""
@@ -268,9 +262,6 @@ def compute_gae(rewards, values, dones, next_value, gamma: float, lam: float):
         last = delta + gamma * lam * not_done * last
         advantages[t] = last
     return advantages, advantages + values
-
-
-# --- end shared: actor_critic ---
 
 
 class Rollout:
@@ -428,7 +419,6 @@ def train(args: Args) -> dict:
     return run.finish()
 
 
-# --- shared: validation ---
 def check_rules(args, rules: list) -> None:
     """Raises ValueError naming the first flag that breaks a rule: (flag names, test, what it must be)."""
     for names, test, what in rules:
@@ -436,9 +426,6 @@ def check_rules(args, rules: list) -> None:
             if not test(getattr(args, name)):
                 flag = f"--{name.replace('_', '-')}"
                 raise ValueError(f"{flag} must be {what}, got {getattr(args, name)}")
-
-
-# --- end shared: validation ---
 
 
 POSITIVE, NONNEGATIVE = (lambda v: v > 0, "positive"), (lambda v: v >= 0, ">= 0")
@@ -484,34 +471,29 @@ def with_action_space_defaults(args: Args) -> Args:
     return replace(args, **{name: DEFAULTS[kind][name] for name in unset})
 
 
-
-# --- shared: check_env_id ---
 def check_env_id(env_id: str) -> None:
     """Raises ValueError for an unregistered env id, naming the closest registered ones."""
     if env_id not in gym.registry:
+        import difflib
+
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
 
 
-# --- end shared: check_env_id ---
-
-
-# --- shared: make_env ---
 def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix: str = "eval"):
     """Returns a thunk that builds one seeded env recording episode statistics and, given a
     video_dir, a video of its first episode."""
 
     def thunk() -> gym.Env:
+        render = {} if video_dir is None else {"render_mode": "rgb_array"}
+        if video_dir is not None and "DISPLAY" not in os.environ:
+            os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo's default GL (glfw) needs a display
+        env = QuietBullet(env_id, **render) if "Bullet" in env_id else gym.make(env_id, **render)
         if video_dir is not None:
-            if "DISPLAY" not in os.environ:  # MuJoCo's default GL (glfw) needs a display
-                os.environ.setdefault("MUJOCO_GL", "egl")
-            env = gym.make(env_id, render_mode="rgb_array")
             env = gym.wrappers.RecordVideo(
                 env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
             )
-        else:
-            env = gym.make(env_id)
         env = gym.wrappers.RecordEpisodeStatistics(env)
         env.action_space.seed(seed)
         env.observation_space.seed(seed)
@@ -520,10 +502,38 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
     return thunk
 
 
-# --- end shared: make_env ---
+class QuietBullet(gym.Wrapper):
+    """PyBullet's C code prints its build time when an env is made and `argv[0]=` when it connects
+    (in its first reset), which would break the progress bar: both go to /dev/null."""
+
+    def __init__(self, env_id: str, **kwargs):
+        with self.silenced():
+            super().__init__(gym.make(env_id, **kwargs))
+
+    def reset(self, **kwargs):
+        with self.silenced():
+            return self.env.reset(**kwargs)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def silenced():
+        import ctypes
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved, null = [os.dup(1), os.dup(2)], os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in (1, 2):
+                os.dup2(null, fd)
+            yield
+        finally:
+            ctypes.CDLL(None).fflush(None)  # C's buffered output, before the streams come back
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+            for fd in [*saved, null]:
+                os.close(fd)
 
 
-# --- shared: on_policy_run ---
 FIX = "try a lower --learning-rate"
 """what a diverging loss's message suggests"""
 SESSION_FIELDS = (
@@ -675,10 +685,6 @@ class Run:
         return {**summary, "checkpoint": self.checkpoint_path if self.args.save_model else None}
 
 
-# --- end shared: on_policy_run ---
-
-
-# --- shared: evaluate ---
 def evaluate(policy: nn.Module, args: Args, device, video_dir: str | None = None, prefix="eval"):
     """Runs args.eval_episodes episodes of the deterministic policy (no exploration noise) on an
     env of its own; returns their undiscounted returns."""
@@ -696,10 +702,6 @@ def evaluate(policy: nn.Module, args: Args, device, video_dir: str | None = None
     return returns
 
 
-# --- end shared: evaluate ---
-
-
-# --- shared: checkpoint ---
 def rng_states(rng: np.random.Generator) -> dict:
     """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
     version, mt_state, gauss = random.getstate()
@@ -742,27 +744,25 @@ def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
 
 
 def load_checkpoint(path: str) -> dict:
-    """Reads a checkpoint with weights_only=True; clear errors for a missing or unreadable file."""
+    """Reads a checkpoint with weights_only=True; one clear error for a missing, unreadable, foreign
+    or mismatched file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist; check the path given")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(
-            f"checkpoint {path} could not be read ({type(e).__name__}); the file "
-            "is corrupt or not a checkpoint of this script"
-        ) from None
-    if not isinstance(ckpt, dict) or "args" not in ckpt:
-        raise ValueError(f"{path} holds no saved options: it is not a checkpoint of this script")
-    if ckpt.get("script", SCRIPT) != SCRIPT:
-        raise ValueError(f"checkpoint {path} was written by {ckpt['script']}; use that script")
-    unknown = sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__))
-    if unknown:
-        raise ValueError(
-            f"checkpoint {path} sets options this version of the script does not have "
-            f"({', '.join(unknown)}); it was written by another version or another script"
-        )
-    return ckpt
+        ckpt = f"could not be read ({type(e).__name__}); the file is corrupt or not a checkpoint"
+    if isinstance(ckpt, str):
+        problem = ckpt
+    elif not isinstance(ckpt, dict) or "args" not in ckpt:
+        problem = "holds no saved options: it is not a checkpoint of this script"
+    elif ckpt.get("script", SCRIPT) != SCRIPT:
+        problem = f"was written by {ckpt['script']}; use that script"
+    elif unknown := sorted(set(ckpt["args"]) - set(Args.__dataclass_fields__)):
+        problem = f"sets options this version of the script does not have ({', '.join(unknown)})"
+    else:
+        return ckpt
+    raise ValueError(f"checkpoint {path} {problem}")
 
 
 def resumed_args(args, ckpt: dict | None):
@@ -828,8 +828,7 @@ class StopRequest:
     clean point and saves its checkpoint."""
 
     def __init__(self):
-        self.requested = False
-        self.previous = {}
+        self.requested, self.previous = False, {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self.previous[sig] = signal.signal(sig, self.handle)
@@ -849,10 +848,6 @@ def crossed(step: int, increment: int, every: int) -> bool:
     return every > 0 and step // every != (step - increment) // every
 
 
-# --- end shared: checkpoint ---
-
-
-# --- shared: seeding ---
 def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
     """Seeds random, numpy and torch; returns the generator this script draws its own noise from."""
     random.seed(seed)
@@ -865,10 +860,6 @@ def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.
     return np.random.default_rng(seed)
 
 
-# --- end shared: seeding ---
-
-
-# --- shared: run_name ---
 def new_run_name(args: Args) -> str:
     """{env_id}__{exp_name}__{seed}__{unix time}, claiming runs/{run_name}/ at once; a time already
     taken (two runs started in the same second) moves on by a second, so runs never share one."""
@@ -886,16 +877,9 @@ def new_run_name(args: Args) -> str:
             ) from None
 
 
-# --- end shared: run_name ---
-
-
-# --- shared: log_hyperparameters ---
 def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
     rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
-
-
-# --- end shared: log_hyperparameters ---
 
 
 def evaluate_checkpoint(args: Args) -> dict:
@@ -914,6 +898,7 @@ def evaluate_checkpoint(args: Args) -> dict:
     print(f"{args.eval_checkpoint}: evaluation return {mean:.1f} +- {std:.1f} over {n} episodes")
     summary = dict(global_step=ckpt["global_step"], episodic_returns=[], eval_returns=returns)
     return {**summary, "sps": 0.0, "run_dir": os.path.join("runs", ckpt["run_name"])}
+
 
 if __name__ == "__main__":
     try:

@@ -794,9 +794,11 @@ def load_checkpoint(path: str) -> dict:
     raise ValueError(f"checkpoint {path} {problem}")
 
 
-def resumed_args(args, ckpt: dict):
+def resumed_args(args, ckpt: dict | None):
     """A resumed run keeps its checkpoint's options but for SESSION_FIELDS; says which options
     given on the command line it ignores for that."""
+    if ckpt is None:
+        return args
     session = {name: getattr(args, name) for name in SESSION_FIELDS}
     resumed, defaults = type(args)(**{**ckpt["args"], **session}), asdict(type(args)())
     saved = asdict(resumed)

@@ -1,11 +1,10 @@
 """The single-file scripts repeat their shared pieces on purpose; these tests keep the copies from
-drifting: every `# --- shared: NAME ---` block is identical in each file that has it, the DDPG/TD3
-and TD3/SAC pairs differ only by small diffs, and no script imports a local module but sumtree."""
+drifting: every piece listed in SHARED_BY_NAME is the same text in each script of its group, the
+DDPG/TD3, TD3/SAC and A2C/PPO pairs differ only by small diffs, every script reads algorithm first
+and plumbing last, and no script imports a local module but sumtree."""
 
 import ast
 import difflib
-import re
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -13,37 +12,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted(p for p in ROOT.glob("*.py") if p.name != "sumtree.py")
 TORCH_CHECKPOINTS = [p for p in SCRIPTS if p.name != "tabular.py"]  # tabular.py saves .npz
-START = re.compile(r"^\s*# --- shared: (\S+) ---$")
-END = re.compile(r"^\s*# --- end shared: (\S+) ---$")
-
-
-def shared_blocks(path: Path) -> dict[str, str]:
-    """NAME -> the block's text between its markers; raises on unbalanced or nested markers."""
-    blocks, name, lines = {}, None, []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if START.match(line):
-            assert name is None, f"{path.name}:{number}: block opened inside block {name}"
-            name, lines = START.match(line).group(1), []
-        elif END.match(line):
-            assert END.match(line).group(1) == name, f"{path.name}:{number}: unmatched end marker"
-            assert name not in blocks, f"{path.name}: block {name} appears twice"
-            blocks[name], name = "\n".join(lines), None
-        elif name is not None:
-            lines.append(line)
-    assert name is None, f"{path.name}: block {name} is never closed"
-    return blocks
-
-
 # Pieces shared by name: each top-level function, class or constant listed for a group of scripts
 # is the same text in every script of the group. A reader finds them by their names; no markers.
-CONTINUOUS = ["ddpg_continuous.py", "td3_continuous.py", "sac_continuous.py"]
+CONTINUOUS = ("ddpg_continuous.py", "td3_continuous.py", "sac_continuous.py")
+ON_POLICY = ("a2c.py", "ppo.py", "reinforce.py")
+TORCH = (*CONTINUOUS, *ON_POLICY, "dqn_rainbow.py", "maddpg_tennis.py")
 SHARED_BY_NAME = {
-    tuple(CONTINUOUS): (
-        "mlp ReplayBuffer soft_update FIX LOG_EVERY validate_args.__doc__ checked_args check_rules "
-        "check_env_id make_env QuietBullet evaluate report_buffer_memory buffer_state "
-        "restore_buffer Run start_wandb rng_states set_rng_states SCRIPT save_checkpoint "
-        "load_checkpoint resumed_args check_common_args LOSS_BOUND log_loss load_weights StopRequest "
-        "crossed SESSION_FIELDS seed_everything new_run_name log_hyperparameters make_vector_env"
+    TORCH: (
+        "SCRIPT LOSS_BOUND StopRequest check_common_args check_rules crossed load_checkpoint "
+        "load_weights log_hyperparameters log_loss new_run_name resumed_args rng_states "
+        "save_checkpoint seed_everything set_rng_states"
+    ).split(),
+    tuple(f for f in TORCH if f != "maddpg_tennis.py"): ["check_env_id", "evaluate", "mlp"],
+    (*CONTINUOUS, *ON_POLICY): ["make_env", "QuietBullet"],
+    (*CONTINUOUS, "dqn_rainbow.py", "maddpg_tennis.py"): ["report_buffer_memory"],
+    ON_POLICY: ["FIX", "Run", "SESSION_FIELDS", "make_vector_env"],
+    ("a2c.py", "ppo.py"): ["Agent", "RunningMeanStd", "compute_gae", "layer_init"],
+    CONTINUOUS: (
+        "mlp ReplayBuffer soft_update FIX LOG_EVERY validate_args.__doc__ checked_args "
+        "buffer_state restore_buffer Run start_wandb SESSION_FIELDS make_vector_env"
     ).split(),
     ("ddpg_continuous.py", "td3_continuous.py"): (
         "Actor OrnsteinUhlenbeckNoise ParameterNoise explore exploration_std evaluate_checkpoint"
@@ -67,7 +54,7 @@ def top_level_sources(path: Path) -> dict[str, str]:
     return sources
 
 
-@pytest.mark.parametrize("group", list(SHARED_BY_NAME), ids=lambda g: "+".join(g))
+@pytest.mark.parametrize("group", list(SHARED_BY_NAME), ids=lambda g: "+".join(g)[:60])
 def test_pieces_shared_by_name_are_identical(group):
     sources = {name: top_level_sources(ROOT / name) for name in group}
     for piece in SHARED_BY_NAME[group]:
@@ -82,23 +69,6 @@ def test_pieces_shared_by_name_are_identical(group):
                     )
                 )
                 pytest.fail(f"{piece} differs:\n{diff}")
-
-
-def test_shared_blocks_are_identical_across_files():
-    copies = defaultdict(dict)
-    for path in SCRIPTS:
-        for name, text in shared_blocks(path).items():
-            copies[name][path.name] = text
-    for name, by_file in copies.items():
-        first_file, first = next(iter(by_file.items()))
-        for other_file, text in by_file.items():
-            if text != first:
-                diff = "\n".join(
-                    difflib.unified_diff(
-                        first.splitlines(), text.splitlines(), first_file, other_file, lineterm=""
-                    )
-                )
-                pytest.fail(f"shared block {name} differs:\n{diff}")
 
 
 def test_ddpg_td3_diff_shows_only_td3s_ideas():
