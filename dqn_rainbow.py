@@ -661,7 +661,7 @@ class Run:
 
 
 def check_rules(args, rules: list) -> None:
-    """Raises ValueError naming the first flag that breaks a rule: (flag names, test, what it must be)."""
+    """Raises ValueError naming the first flag that breaks a rule (flag names, test, what it must be)."""
     for names, test, what in rules:
         for name in names:
             if not test(getattr(args, name)):

@@ -222,7 +222,7 @@ class ReplayBuffer:
         return tuple(x.to(self.device, non_blocking=True) for x in (*batch, weights)), idx
 
     def update_priorities(self, idx: np.ndarray, td_abs: torch.Tensor) -> None:
-        """p_i = (|delta_i| + eps)^alpha for the transitions just learned from (none without PER)."""
+        """p_i = (|delta_i| + eps)^alpha for the transitions just learned (nothing without PER)."""
         if self.tree is None:
             return
         priorities = (td_abs.cpu().double().numpy() + self.eps) ** self.alpha
@@ -334,7 +334,7 @@ def update_actor(obs, actor, qf, actor_optimizer, args: Args):
 
 
 def soft_update(pairs: list[tuple[nn.Module, nn.Module]], tau: float) -> None:
-    """Polyak averaging of each (network, target) pair: theta' <- tau * theta + (1 - tau) * theta'."""
+    """Polyak averaging of each (network, target) pair: theta' <- tau theta + (1 - tau) theta'."""
     with torch.no_grad():
         for net, target in pairs:
             torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), tau)
@@ -454,7 +454,7 @@ def checked_args(args: Args) -> tuple[Args, dict | None]:
 
 
 def check_rules(args, rules: list) -> None:
-    """Raises ValueError naming the first flag that breaks a rule: (flag names, test, what it must be)."""
+    """Raises ValueError naming the first flag that breaks a rule (flag names, test, what it must be)."""
     for names, test, what in rules:
         for name in names:
             if not test(getattr(args, name)):
