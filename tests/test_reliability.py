@@ -309,6 +309,11 @@ def test_ctrl_c_while_the_libraries_load_ends_in_one_line(script, in_tmp):
     proc = subprocess.Popen(cmd, cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and b"Traceback" not in err, err.decode()[-2000:]
-    assert err.decode().strip().splitlines()[-1] == "interrupted (Ctrl-C) outside the training loop"
+    out, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err, err.decode()[-2000:]
+    if proc.returncode == 130:  # tabular.py loads fast: the signal can land in its loop, which stops
+        assert out.decode().strip().splitlines()[-1].startswith("stopped at step")
+    else:
+        assert proc.returncode == 1
+        last = err.decode().strip().splitlines()[-1]
+        assert last == "interrupted (Ctrl-C) outside the training loop"
