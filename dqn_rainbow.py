@@ -12,10 +12,13 @@ Usage: python dqn_rainbow.py --env-id CartPole-v1
 """
 
 import collections
+import contextlib
+import io
 import os
 import random
 import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -670,12 +673,12 @@ def check_rules(args, rules: list) -> None:
 
 
 POSITIVE = ["total_timesteps", "num_envs", "eval_episodes", "batch_size", "buffer_size", "atoms"]
-POSITIVE += ["learning_rate", "n_step", "train_frequency", "target_network_frequency"]
+POSITIVE += ["learning_rate", "adam_eps", "n_step", "train_frequency", "target_network_frequency"]
 RULES = [
     (POSITIVE, lambda v: v > 0, "positive"),
     (["checkpoint_frequency", "eval_frequency", "learning_starts"], lambda v: v >= 0, ">= 0"),
     (["hidden_sizes"], lambda v: all(h > 0 for h in v), "all positive"),
-    (["gamma"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    (["gamma", "start_e", "end_e", "exploration_fraction"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
 ]
 
 
@@ -741,12 +744,13 @@ def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
             "needs Discrete actions: use td3_continuous.py, ddpg_continuous.py or ppo.py"
         )
     obs_space = envs.single_observation_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) not in (1, 3):
-        envs.close()
-        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
+    shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
+    if shape is None or not (len(shape) == 1 or (len(shape) == 3 and shape[1:] == (84, 84))):
+        envs.close()  # the CNN is the Nature DQN's: anything else ends in a Conv2d error
         raise ValueError(
             f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
-            "observations; this script needs vectors or stacked 84x84 frames"
+            "observations; this script needs vectors, or for its CNN stacked 84x84 frames shaped "
+            "(frames, 84, 84) as ALE/ ids give them"
         )
     return envs
 
@@ -811,7 +815,8 @@ def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
         if os.path.lexists(f"{path}.tmp"):
             os.remove(f"{path}.tmp")
-        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        reason = getattr(e, "strerror", None) or str(e).partition("strerror: ")[2]  # torch's
+        reason = reason or "the write failed; is the disk full?"
         raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
@@ -981,9 +986,38 @@ def evaluate_checkpoint(args: Args) -> dict:
     }
 
 
-if __name__ == "__main__":
+def parse_args() -> Args:
+    """tyro.cli(Args), but a bad command line raises one ValueError line instead of tyro's box."""
+    box = io.StringIO()
     try:
-        summary = train(tyro.cli(Args))
+        with contextlib.redirect_stderr(box):
+            return tyro.cli(Args)
+    except SystemExit as e:
+        if e.code != 2:  # --help (on stdout) and the like
+            sys.stderr.write(box.getvalue())
+            raise
+    rows = [row.strip()[1:-1] for row in box.getvalue().splitlines() if row.startswith("│")]
+    end = next((i for i, row in enumerate(rows) if "──" in row), len(rows))
+    after = rows[end:] if "Perhaps you meant" in box.getvalue() else []
+    meant = [row.split()[0] for row in after if row.startswith("     --")]  # the flags offered
+    hint = f"; perhaps you meant {' or '.join(meant)}" if meant else ""
+    raise ValueError(" ".join(row.strip() for row in rows[:end]) + hint)
+
+
+def writer_thread_failed(hook) -> None:
+    """threading.excepthook: TensorBoard's writer thread failing (a full disk) prints nothing; the
+    main thread raises the error, naming the event file, at its next write (one line)."""
+    file = getattr(getattr(hook.thread, "_record_writer", None), "_writer", None)
+    if not (isinstance(hook.exc_value, OSError) and hasattr(file, "filename")):
+        return threading.__excepthook__(hook)
+    if hook.exc_value.errno:
+        hook.exc_value.filename = os.fsdecode(file.filename)
+
+
+if __name__ == "__main__":
+    threading.excepthook = writer_thread_failed
+    try:
+        summary = train(parse_args())
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

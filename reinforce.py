@@ -10,10 +10,12 @@ Usage: python reinforce.py --env-id CartPole-v1
 """
 
 import contextlib
+import io
 import os
 import random
 import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -289,6 +291,19 @@ def validate_args(args: Args) -> None:
             f"--episodes-per-update {args.episodes_per_update} must be a multiple of --num-envs "
             f"{args.num_envs}, so every env contributes the same number of episodes"
         )
+    if args.baseline and args.value_epochs < 1:
+        raise ValueError(
+            f"--value-epochs must be positive with the baseline on, got {args.value_epochs} "
+            "(--no-baseline turns the baseline off)"
+        )
+    # An update takes whole episodes, so a budget below one update's length runs one whole update
+    # anyway; episode lengths are unknown in advance, but each is at least one step.
+    if args.total_timesteps < args.episodes_per_update and not args.resume:
+        raise ValueError(
+            f"--total-timesteps {args.total_timesteps} is less than one update of "
+            f"{args.episodes_per_update} episodes (--episodes-per-update), each at least one step; "
+            "raise it or lower --episodes-per-update"
+        )
 
 
 def check_env_id(env_id: str) -> None:
@@ -558,7 +573,8 @@ def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
         if os.path.lexists(f"{path}.tmp"):
             os.remove(f"{path}.tmp")
-        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        reason = getattr(e, "strerror", None) or str(e).partition("strerror: ")[2]  # torch's
+        reason = reason or "the write failed; is the disk full?"
         raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
@@ -728,9 +744,38 @@ def evaluate_checkpoint(args: Args) -> dict:
     }
 
 
-if __name__ == "__main__":
+def parse_args() -> Args:
+    """tyro.cli(Args), but a bad command line raises one ValueError line instead of tyro's box."""
+    box = io.StringIO()
     try:
-        summary = train(tyro.cli(Args))
+        with contextlib.redirect_stderr(box):
+            return tyro.cli(Args)
+    except SystemExit as e:
+        if e.code != 2:  # --help (on stdout) and the like
+            sys.stderr.write(box.getvalue())
+            raise
+    rows = [row.strip()[1:-1] for row in box.getvalue().splitlines() if row.startswith("│")]
+    end = next((i for i, row in enumerate(rows) if "──" in row), len(rows))
+    after = rows[end:] if "Perhaps you meant" in box.getvalue() else []
+    meant = [row.split()[0] for row in after if row.startswith("     --")]  # the flags offered
+    hint = f"; perhaps you meant {' or '.join(meant)}" if meant else ""
+    raise ValueError(" ".join(row.strip() for row in rows[:end]) + hint)
+
+
+def writer_thread_failed(hook) -> None:
+    """threading.excepthook: TensorBoard's writer thread failing (a full disk) prints nothing; the
+    main thread raises the error, naming the event file, at its next write (one line)."""
+    file = getattr(getattr(hook.thread, "_record_writer", None), "_writer", None)
+    if not (isinstance(hook.exc_value, OSError) and hasattr(file, "filename")):
+        return threading.__excepthook__(hook)
+    if hook.exc_value.errno:
+        hook.exc_value.filename = os.fsdecode(file.filename)
+
+
+if __name__ == "__main__":
+    threading.excepthook = writer_thread_failed
+    try:
+        summary = train(parse_args())
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
