@@ -13,6 +13,7 @@ Usage: python dqn_rainbow.py --env-id CartPole-v1
 
 import collections
 import contextlib
+import difflib
 import io
 import os
 import random
@@ -24,9 +25,8 @@ import uuid
 from dataclasses import asdict, dataclass
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
-    signal.signal(
-        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
-    )
+    interrupted = "interrupted (Ctrl-C) outside the training loop"
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(interrupted))
 
 import ale_py
 import gymnasium as gym
@@ -697,8 +697,6 @@ def validate_args(args: Args) -> None:
 def check_env_id(env_id: str) -> None:
     """Raises ValueError for an unregistered env id, naming the closest registered ones."""
     if env_id not in gym.registry:
-        import difflib
-
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
@@ -718,9 +716,8 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
         else:
             env = gym.make(env_id, **render)
         if video_dir is not None:
-            env = gym.wrappers.RecordVideo(
-                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
-            )
+            first = dict(episode_trigger=lambda e: e == 0, name_prefix=video_prefix)
+            env = gym.wrappers.RecordVideo(env, video_dir, **first)
         env = gym.wrappers.RecordEpisodeStatistics(env)
         env.action_space.seed(seed)
         env.observation_space.seed(seed)
@@ -732,10 +729,8 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
 def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
     """The training envs; raises ValueError when the action space is not Discrete."""
     check_env_id(args.env_id)
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
+    thunks = [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)]
+    envs = gym.vector.SyncVectorEnv(thunks, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     space = envs.single_action_space
     if not isinstance(space, gym.spaces.Discrete):
         envs.close()
@@ -798,8 +793,7 @@ def set_rng_states(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-SCRIPT = os.path.basename(__file__)
-"""written into every checkpoint, so another script refuses it"""
+SCRIPT = os.path.basename(__file__)  # written into every checkpoint, so another script refuses it
 
 
 def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
@@ -878,8 +872,7 @@ def check_common_args(args) -> None:
         )
 
 
-LOSS_BOUND = 1e15
-"""a loss beyond this has diverged: no sane run gets near it"""
+LOSS_BOUND = 1e15  # a loss beyond this has diverged: no sane run gets near it
 
 
 def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
@@ -895,10 +888,8 @@ def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
     try:
         module.load_state_dict(state)
     except RuntimeError:
-        raise ValueError(
-            f"checkpoint {path} does not fit the {name} network of these arguments "
-            "(other --hidden-sizes, --env-id or script?)"
-        ) from None
+        hint = "of these arguments (other --hidden-sizes, --env-id or script?)"
+        raise ValueError(f"checkpoint {path} does not fit the {name} network {hint}") from None
 
 
 class StopRequest:
@@ -908,10 +899,8 @@ class StopRequest:
     def __init__(self):
         self.requested, self.previous = False, {}
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self.previous[sig] = signal.signal(sig, self.handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
 
     def handle(self, signum, frame) -> None:
         self.requested = True
@@ -950,9 +939,8 @@ def new_run_name(args: Args) -> str:
         except FileExistsError:
             stamp += 1
         except OSError as e:
-            raise OSError(
-                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
-            ) from None
+            fix = "run from a writable directory"
+            raise OSError(f"cannot create runs/{run_name} ({e.strerror}); {fix}") from None
 
 
 def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
@@ -964,9 +952,8 @@ def evaluate_checkpoint(args: Args) -> dict:
     """--eval-checkpoint: evaluate the saved greedy policy (video with --capture-video)."""
     ckpt = load_checkpoint(args.eval_checkpoint)
     saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
-    use_cuda = args.cuda and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
-    seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    seed_everything(args.seed, args.torch_deterministic, device.type == "cuda")
     envs = make_vector_env(saved)
     obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)
     q_network = QNetwork(obs_space.shape, n_actions, saved)
@@ -1008,10 +995,10 @@ def writer_thread_failed(hook) -> None:
     """threading.excepthook: TensorBoard's writer thread failing (a full disk) prints nothing; the
     main thread raises the error, naming the event file, at its next write (one line)."""
     file = getattr(getattr(hook.thread, "_record_writer", None), "_writer", None)
-    if not (isinstance(hook.exc_value, OSError) and hasattr(file, "filename")):
-        return threading.__excepthook__(hook)
-    if hook.exc_value.errno:
+    if isinstance(hook.exc_value, OSError) and hasattr(file, "filename"):  # TensorBoard's thread
         hook.exc_value.filename = os.fsdecode(file.filename)
+    else:
+        threading.__excepthook__(hook)
 
 
 if __name__ == "__main__":

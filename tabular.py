@@ -24,9 +24,8 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
-    signal.signal(
-        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
-    )
+    interrupted = "interrupted (Ctrl-C) outside the training loop"
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(interrupted))
 
 import gymnasium as gym
 import numpy as np
@@ -429,9 +428,8 @@ def new_run_name(args: Args) -> str:
         except FileExistsError:
             stamp += 1
         except OSError as e:
-            raise OSError(
-                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
-            ) from None
+            fix = "run from a writable directory"
+            raise OSError(f"cannot create runs/{run_name} ({e.strerror}); {fix}") from None
 
 
 class TabularWriter:
@@ -497,10 +495,10 @@ def writer_thread_failed(hook) -> None:
     """threading.excepthook: TensorBoard's writer thread failing (a full disk) prints nothing; the
     main thread raises the error, naming the event file, at its next write (one line)."""
     file = getattr(getattr(hook.thread, "_record_writer", None), "_writer", None)
-    if not (isinstance(hook.exc_value, OSError) and hasattr(file, "filename")):
-        return threading.__excepthook__(hook)
-    if hook.exc_value.errno:
+    if isinstance(hook.exc_value, OSError) and hasattr(file, "filename"):  # TensorBoard's thread
         hook.exc_value.filename = os.fsdecode(file.filename)
+    else:
+        threading.__excepthook__(hook)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ SHARED_BY_NAME = {
     ("a2c.py", "ppo.py"): ["Agent", "RunningMeanStd", "compute_gae", "layer_init"],
     CONTINUOUS: (
         "mlp ReplayBuffer soft_update FIX LOG_EVERY validate_args.__doc__ checked_args "
-        "buffer_state restore_buffer Run start_wandb SESSION_FIELDS make_vector_env"
+        "buffer_state restore_buffer Run SESSION_FIELDS make_vector_env"
     ).split(),
     ("ddpg_continuous.py", "td3_continuous.py"): (
         "Actor OrnsteinUhlenbeckNoise ParameterNoise explore exploration_std evaluate_checkpoint"
