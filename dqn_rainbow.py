@@ -12,18 +12,21 @@ Usage: python dqn_rainbow.py --env-id CartPole-v1
 """
 
 import collections
+import contextlib
+import difflib
+import io
 import os
 import random
 import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
-    signal.signal(
-        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
-    )
+    interrupted = "interrupted (Ctrl-C) outside the training loop"
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(interrupted))
 
 import ale_py
 import gymnasium as gym
@@ -670,12 +673,12 @@ def check_rules(args, rules: list) -> None:
 
 
 POSITIVE = ["total_timesteps", "num_envs", "eval_episodes", "batch_size", "buffer_size", "atoms"]
-POSITIVE += ["learning_rate", "n_step", "train_frequency", "target_network_frequency"]
+POSITIVE += ["learning_rate", "adam_eps", "n_step", "train_frequency", "target_network_frequency"]
 RULES = [
     (POSITIVE, lambda v: v > 0, "positive"),
     (["checkpoint_frequency", "eval_frequency", "learning_starts"], lambda v: v >= 0, ">= 0"),
     (["hidden_sizes"], lambda v: all(h > 0 for h in v), "all positive"),
-    (["gamma"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    (["gamma", "start_e", "end_e", "exploration_fraction"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
 ]
 
 
@@ -694,8 +697,6 @@ def validate_args(args: Args) -> None:
 def check_env_id(env_id: str) -> None:
     """Raises ValueError for an unregistered env id, naming the closest registered ones."""
     if env_id not in gym.registry:
-        import difflib
-
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
@@ -715,9 +716,8 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
         else:
             env = gym.make(env_id, **render)
         if video_dir is not None:
-            env = gym.wrappers.RecordVideo(
-                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
-            )
+            first = dict(episode_trigger=lambda e: e == 0, name_prefix=video_prefix)
+            env = gym.wrappers.RecordVideo(env, video_dir, **first)
         env = gym.wrappers.RecordEpisodeStatistics(env)
         env.action_space.seed(seed)
         env.observation_space.seed(seed)
@@ -729,10 +729,8 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
 def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
     """The training envs; raises ValueError when the action space is not Discrete."""
     check_env_id(args.env_id)
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
+    thunks = [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)]
+    envs = gym.vector.SyncVectorEnv(thunks, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     space = envs.single_action_space
     if not isinstance(space, gym.spaces.Discrete):
         envs.close()
@@ -741,12 +739,13 @@ def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
             "needs Discrete actions: use td3_continuous.py, ddpg_continuous.py or ppo.py"
         )
     obs_space = envs.single_observation_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) not in (1, 3):
-        envs.close()
-        shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
+    shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
+    if shape is None or not (len(shape) == 1 or (len(shape) == 3 and shape[1:] == (84, 84))):
+        envs.close()  # the CNN is the Nature DQN's: anything else ends in a Conv2d error
         raise ValueError(
             f"--env-id {args.env_id} has {shape or type(obs_space).__name__}-shaped "
-            "observations; this script needs vectors or stacked 84x84 frames"
+            "observations; this script needs vectors, or for its CNN stacked 84x84 frames shaped "
+            "(frames, 84, 84) as ALE/ ids give them"
         )
     return envs
 
@@ -794,8 +793,7 @@ def set_rng_states(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-SCRIPT = os.path.basename(__file__)
-"""written into every checkpoint, so another script refuses it"""
+SCRIPT = os.path.basename(__file__)  # written into every checkpoint, so another script refuses it
 
 
 def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
@@ -811,7 +809,8 @@ def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
         if os.path.lexists(f"{path}.tmp"):
             os.remove(f"{path}.tmp")
-        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        reason = getattr(e, "strerror", None) or str(e).partition("strerror: ")[2]  # torch's
+        reason = reason or "the write failed; is the disk full?"
         raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
@@ -873,8 +872,7 @@ def check_common_args(args) -> None:
         )
 
 
-LOSS_BOUND = 1e15
-"""a loss beyond this has diverged: no sane run gets near it"""
+LOSS_BOUND = 1e15  # a loss beyond this has diverged: no sane run gets near it
 
 
 def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
@@ -890,10 +888,8 @@ def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
     try:
         module.load_state_dict(state)
     except RuntimeError:
-        raise ValueError(
-            f"checkpoint {path} does not fit the {name} network of these arguments "
-            "(other --hidden-sizes, --env-id or script?)"
-        ) from None
+        hint = "of these arguments (other --hidden-sizes, --env-id or script?)"
+        raise ValueError(f"checkpoint {path} does not fit the {name} network {hint}") from None
 
 
 class StopRequest:
@@ -903,10 +899,8 @@ class StopRequest:
     def __init__(self):
         self.requested, self.previous = False, {}
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self.previous[sig] = signal.signal(sig, self.handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
 
     def handle(self, signum, frame) -> None:
         self.requested = True
@@ -945,9 +939,8 @@ def new_run_name(args: Args) -> str:
         except FileExistsError:
             stamp += 1
         except OSError as e:
-            raise OSError(
-                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
-            ) from None
+            fix = "run from a writable directory"
+            raise OSError(f"cannot create runs/{run_name} ({e.strerror}); {fix}") from None
 
 
 def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
@@ -959,9 +952,8 @@ def evaluate_checkpoint(args: Args) -> dict:
     """--eval-checkpoint: evaluate the saved greedy policy (video with --capture-video)."""
     ckpt = load_checkpoint(args.eval_checkpoint)
     saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
-    use_cuda = args.cuda and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
-    seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    seed_everything(args.seed, args.torch_deterministic, device.type == "cuda")
     envs = make_vector_env(saved)
     obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)
     q_network = QNetwork(obs_space.shape, n_actions, saved)
@@ -981,9 +973,38 @@ def evaluate_checkpoint(args: Args) -> dict:
     }
 
 
-if __name__ == "__main__":
+def parse_args() -> Args:
+    """tyro.cli(Args), but a bad command line raises one ValueError line instead of tyro's box."""
+    box = io.StringIO()
     try:
-        summary = train(tyro.cli(Args))
+        with contextlib.redirect_stderr(box):
+            return tyro.cli(Args)
+    except SystemExit as e:
+        if e.code != 2:  # --help (on stdout) and the like
+            sys.stderr.write(box.getvalue())
+            raise
+    rows = [row.strip()[1:-1] for row in box.getvalue().splitlines() if row.startswith("│")]
+    end = next((i for i, row in enumerate(rows) if "──" in row), len(rows))
+    after = rows[end:] if "Perhaps you meant" in box.getvalue() else []
+    meant = [row.split()[0] for row in after if row.startswith("     --")]  # the flags offered
+    hint = f"; perhaps you meant {' or '.join(meant)}" if meant else ""
+    raise ValueError(" ".join(row.strip() for row in rows[:end]) + hint)
+
+
+def writer_thread_failed(hook) -> None:
+    """threading.excepthook: TensorBoard's writer thread failing (a full disk) prints nothing; the
+    main thread raises the error, naming the event file, at its next write (one line)."""
+    file = getattr(getattr(hook.thread, "_record_writer", None), "_writer", None)
+    if isinstance(hook.exc_value, OSError) and hasattr(file, "filename"):  # TensorBoard's thread
+        hook.exc_value.filename = os.fsdecode(file.filename)
+    else:
+        threading.__excepthook__(hook)
+
+
+if __name__ == "__main__":
+    threading.excepthook = writer_thread_failed
+    try:
+        summary = train(parse_args())
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -8,24 +8,26 @@ Unity ML-Agents toolkit is re-implemented below in NumPy, vectorized over courts
 Usage: python maddpg_tennis.py            (Tennis; --env-id simple_spread_v3 or multiwalker_v9)
 """
 
+import contextlib
 import copy
 import difflib
 import importlib
+import io
 import math
 import os
 import pkgutil
 import random
 import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
-    signal.signal(
-        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
-    )
+    interrupted = "interrupted (Ctrl-C) outside the training loop"
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(interrupted))
 
 import gymnasium as gym
 import numpy as np
@@ -1092,8 +1094,7 @@ def set_rng_states(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-SCRIPT = os.path.basename(__file__)
-"""written into every checkpoint, so another script refuses it"""
+SCRIPT = os.path.basename(__file__)  # written into every checkpoint, so another script refuses it
 
 
 def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
@@ -1109,7 +1110,8 @@ def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
         if os.path.lexists(f"{path}.tmp"):
             os.remove(f"{path}.tmp")
-        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        reason = getattr(e, "strerror", None) or str(e).partition("strerror: ")[2]  # torch's
+        reason = reason or "the write failed; is the disk full?"
         raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
@@ -1171,8 +1173,7 @@ def check_common_args(args) -> None:
         )
 
 
-LOSS_BOUND = 1e15
-"""a loss beyond this has diverged: no sane run gets near it"""
+LOSS_BOUND = 1e15  # a loss beyond this has diverged: no sane run gets near it
 
 
 def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
@@ -1188,10 +1189,8 @@ def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
     try:
         module.load_state_dict(state)
     except RuntimeError:
-        raise ValueError(
-            f"checkpoint {path} does not fit the {name} network of these arguments "
-            "(other --hidden-sizes, --env-id or script?)"
-        ) from None
+        hint = "of these arguments (other --hidden-sizes, --env-id or script?)"
+        raise ValueError(f"checkpoint {path} does not fit the {name} network {hint}") from None
 
 
 class StopRequest:
@@ -1201,10 +1200,8 @@ class StopRequest:
     def __init__(self):
         self.requested, self.previous = False, {}
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self.previous[sig] = signal.signal(sig, self.handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
 
     def handle(self, signum, frame) -> None:
         self.requested = True
@@ -1243,9 +1240,8 @@ def new_run_name(args: Args) -> str:
         except FileExistsError:
             stamp += 1
         except OSError as e:
-            raise OSError(
-                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
-            ) from None
+            fix = "run from a writable directory"
+            raise OSError(f"cannot create runs/{run_name} ({e.strerror}); {fix}") from None
 
 
 def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
@@ -1276,9 +1272,38 @@ def evaluate_checkpoint(args: Args) -> dict:
     }
 
 
-if __name__ == "__main__":
+def parse_args() -> Args:
+    """tyro.cli(Args), but a bad command line raises one ValueError line instead of tyro's box."""
+    box = io.StringIO()
     try:
-        summary = train(tyro.cli(Args))
+        with contextlib.redirect_stderr(box):
+            return tyro.cli(Args)
+    except SystemExit as e:
+        if e.code != 2:  # --help (on stdout) and the like
+            sys.stderr.write(box.getvalue())
+            raise
+    rows = [row.strip()[1:-1] for row in box.getvalue().splitlines() if row.startswith("│")]
+    end = next((i for i, row in enumerate(rows) if "──" in row), len(rows))
+    after = rows[end:] if "Perhaps you meant" in box.getvalue() else []
+    meant = [row.split()[0] for row in after if row.startswith("     --")]  # the flags offered
+    hint = f"; perhaps you meant {' or '.join(meant)}" if meant else ""
+    raise ValueError(" ".join(row.strip() for row in rows[:end]) + hint)
+
+
+def writer_thread_failed(hook) -> None:
+    """threading.excepthook: TensorBoard's writer thread failing (a full disk) prints nothing; the
+    main thread raises the error, naming the event file, at its next write (one line)."""
+    file = getattr(getattr(hook.thread, "_record_writer", None), "_writer", None)
+    if isinstance(hook.exc_value, OSError) and hasattr(file, "filename"):  # TensorBoard's thread
+        hook.exc_value.filename = os.fsdecode(file.filename)
+    else:
+        threading.__excepthook__(hook)
+
+
+if __name__ == "__main__":
+    threading.excepthook = writer_thread_failed
+    try:
+        summary = train(parse_args())
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -10,19 +10,22 @@ Usage: python ppo.py --env-id CartPole-v1
 """
 
 import contextlib
+import ctypes
+import difflib
+import io
 import os
 import random
 import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
-    signal.signal(
-        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
-    )
+    interrupted = "interrupted (Ctrl-C) outside the training loop"
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(interrupted))
 
 import gymnasium as gym
 import numpy as np
@@ -474,8 +477,6 @@ def with_action_space_defaults(args: Args) -> Args:
 def check_env_id(env_id: str) -> None:
     """Raises ValueError for an unregistered env id, naming the closest registered ones."""
     if env_id not in gym.registry:
-        import difflib
-
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
@@ -491,9 +492,8 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
             os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo's default GL (glfw) needs a display
         env = QuietBullet(env_id, **render) if "Bullet" in env_id else gym.make(env_id, **render)
         if video_dir is not None:
-            env = gym.wrappers.RecordVideo(
-                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
-            )
+            first = dict(episode_trigger=lambda e: e == 0, name_prefix=video_prefix)
+            env = gym.wrappers.RecordVideo(env, video_dir, **first)
         env = gym.wrappers.RecordEpisodeStatistics(env)
         env.action_space.seed(seed)
         env.observation_space.seed(seed)
@@ -517,8 +517,6 @@ class QuietBullet(gym.Wrapper):
     @staticmethod
     @contextlib.contextmanager
     def silenced():
-        import ctypes
-
         sys.stdout.flush()
         sys.stderr.flush()
         saved, null = [os.dup(1), os.dup(2)], os.open(os.devnull, os.O_WRONLY)
@@ -534,21 +532,17 @@ class QuietBullet(gym.Wrapper):
                 os.close(fd)
 
 
-FIX = "try a lower --learning-rate"
-"""what a diverging loss's message suggests"""
-SESSION_FIELDS = (
+FIX = "try a lower --learning-rate"  # what a diverging loss's message suggests
+SESSION_FIELDS = (  # taken from the command line by --resume; all others from the checkpoint
     "resume total_timesteps cuda track save_model checkpoint_frequency capture_video".split()
 )
-"""fields a resumed run takes from the command line; all others come from its checkpoint"""
 
 
 def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
     """The training envs; raises ValueError for action spaces other than Discrete or bounded Box."""
     check_env_id(args.env_id)
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
+    thunks = [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)]
+    envs = gym.vector.SyncVectorEnv(thunks, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     space = envs.single_action_space
     bounded = isinstance(space, gym.spaces.Box) and np.isfinite([space.low, space.high]).all()
     if not (isinstance(space, gym.spaces.Discrete) or bounded):
@@ -721,8 +715,7 @@ def set_rng_states(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-SCRIPT = os.path.basename(__file__)
-"""written into every checkpoint, so another script refuses it"""
+SCRIPT = os.path.basename(__file__)  # written into every checkpoint, so another script refuses it
 
 
 def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
@@ -738,7 +731,8 @@ def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
         if os.path.lexists(f"{path}.tmp"):
             os.remove(f"{path}.tmp")
-        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        reason = getattr(e, "strerror", None) or str(e).partition("strerror: ")[2]  # torch's
+        reason = reason or "the write failed; is the disk full?"
         raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
@@ -800,8 +794,7 @@ def check_common_args(args) -> None:
         )
 
 
-LOSS_BOUND = 1e15
-"""a loss beyond this has diverged: no sane run gets near it"""
+LOSS_BOUND = 1e15  # a loss beyond this has diverged: no sane run gets near it
 
 
 def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
@@ -817,10 +810,8 @@ def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
     try:
         module.load_state_dict(state)
     except RuntimeError:
-        raise ValueError(
-            f"checkpoint {path} does not fit the {name} network of these arguments "
-            "(other --hidden-sizes, --env-id or script?)"
-        ) from None
+        hint = "of these arguments (other --hidden-sizes, --env-id or script?)"
+        raise ValueError(f"checkpoint {path} does not fit the {name} network {hint}") from None
 
 
 class StopRequest:
@@ -830,10 +821,8 @@ class StopRequest:
     def __init__(self):
         self.requested, self.previous = False, {}
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self.previous[sig] = signal.signal(sig, self.handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
 
     def handle(self, signum, frame) -> None:
         self.requested = True
@@ -872,9 +861,8 @@ def new_run_name(args: Args) -> str:
         except FileExistsError:
             stamp += 1
         except OSError as e:
-            raise OSError(
-                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
-            ) from None
+            fix = "run from a writable directory"
+            raise OSError(f"cannot create runs/{run_name} ({e.strerror}); {fix}") from None
 
 
 def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
@@ -900,9 +888,38 @@ def evaluate_checkpoint(args: Args) -> dict:
     return {**summary, "sps": 0.0, "run_dir": os.path.join("runs", ckpt["run_name"])}
 
 
-if __name__ == "__main__":
+def parse_args() -> Args:
+    """tyro.cli(Args), but a bad command line raises one ValueError line instead of tyro's box."""
+    box = io.StringIO()
     try:
-        summary = train(tyro.cli(Args))
+        with contextlib.redirect_stderr(box):
+            return tyro.cli(Args)
+    except SystemExit as e:
+        if e.code != 2:  # --help (on stdout) and the like
+            sys.stderr.write(box.getvalue())
+            raise
+    rows = [row.strip()[1:-1] for row in box.getvalue().splitlines() if row.startswith("│")]
+    end = next((i for i, row in enumerate(rows) if "──" in row), len(rows))
+    after = rows[end:] if "Perhaps you meant" in box.getvalue() else []
+    meant = [row.split()[0] for row in after if row.startswith("     --")]  # the flags offered
+    hint = f"; perhaps you meant {' or '.join(meant)}" if meant else ""
+    raise ValueError(" ".join(row.strip() for row in rows[:end]) + hint)
+
+
+def writer_thread_failed(hook) -> None:
+    """threading.excepthook: TensorBoard's writer thread failing (a full disk) prints nothing; the
+    main thread raises the error, naming the event file, at its next write (one line)."""
+    file = getattr(getattr(hook.thread, "_record_writer", None), "_writer", None)
+    if isinstance(hook.exc_value, OSError) and hasattr(file, "filename"):  # TensorBoard's thread
+        hook.exc_value.filename = os.fsdecode(file.filename)
+    else:
+        threading.__excepthook__(hook)
+
+
+if __name__ == "__main__":
+    threading.excepthook = writer_thread_failed
+    try:
+        summary = train(parse_args())
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

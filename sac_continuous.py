@@ -10,17 +10,20 @@ Usage: python sac_continuous.py --env-id HopperBulletEnv-v0
 
 import contextlib
 import copy
+import ctypes
+import difflib
+import io
 import os
 import random
 import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
-    signal.signal(
-        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
-    )
+    interrupted = "interrupted (Ctrl-C) outside the training loop"
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(interrupted))
 
 import gymnasium as gym
 import numpy as np
@@ -132,9 +135,8 @@ class Actor(nn.Module):
     def __init__(self, obs_dim: int, action_space: gym.spaces.Box, args: Args):
         super().__init__()
         self.net = mlp([obs_dim, *args.hidden_sizes, 2 * action_space.shape[0]], args.layer_norm)
-        low, high = (
-            torch.as_tensor(b, dtype=torch.float32) for b in (action_space.low, action_space.high)
-        )
+        low = torch.as_tensor(action_space.low, dtype=torch.float32)
+        high = torch.as_tensor(action_space.high, dtype=torch.float32)
         self.register_buffer("action_low", low)
         self.register_buffer("action_high", high)
         self.register_buffer("action_scale", (high - low) / 2)
@@ -372,11 +374,9 @@ def train(args: Args) -> dict:
 
 
 # ---------------------------------------------------------------- plumbing
-FIX = "try a lower --learning-rate or --grad-clip"
-"""what a diverging loss's message suggests"""
-LOG_EVERY = 1_000
-"""transitions between loss logs (each costs a host-device sync)"""
-RULES = [
+FIX = "try a lower --learning-rate or --grad-clip"  # what a diverging loss's message suggests
+LOG_EVERY = 1_000  # transitions between loss logs (each costs a host-device sync)
+RULES = [  # (flags, test, what they must be), checked before anything is built
     (["total_timesteps", "num_envs", "eval_episodes", "batch_size"], lambda v: v > 0, "positive"),
     (["buffer_size", "learning_rate", "per_eps", "alpha"], lambda v: v > 0, "positive"),
     (["target_entropy_scale"], lambda v: v > 0, "positive"),
@@ -386,7 +386,6 @@ RULES = [
     (["gamma", "per_beta"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
     (["tau"], lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
 ]
-"""(flags, test, what they must be), checked before anything is built"""
 
 
 def validate_args(args: Args) -> None:
@@ -421,8 +420,6 @@ def check_rules(args, rules: list) -> None:
 def check_env_id(env_id: str) -> None:
     """Raises ValueError for an unregistered env id, naming the closest registered ones."""
     if env_id not in gym.registry:
-        import difflib
-
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise ValueError(f"--env-id {env_id} is not a registered gymnasium environment{hint}")
@@ -438,9 +435,8 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
             os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo's default GL (glfw) needs a display
         env = QuietBullet(env_id, **render) if "Bullet" in env_id else gym.make(env_id, **render)
         if video_dir is not None:
-            env = gym.wrappers.RecordVideo(
-                env, video_dir, episode_trigger=lambda e: e == 0, name_prefix=video_prefix
-            )
+            first = dict(episode_trigger=lambda e: e == 0, name_prefix=video_prefix)
+            env = gym.wrappers.RecordVideo(env, video_dir, **first)
         env = gym.wrappers.RecordEpisodeStatistics(env)
         env.action_space.seed(seed)
         env.observation_space.seed(seed)
@@ -464,8 +460,6 @@ class QuietBullet(gym.Wrapper):
     @staticmethod
     @contextlib.contextmanager
     def silenced():
-        import ctypes
-
         sys.stdout.flush()
         sys.stderr.flush()
         saved, null = [os.dup(1), os.dup(2)], os.open(os.devnull, os.O_WRONLY)
@@ -484,25 +478,19 @@ class QuietBullet(gym.Wrapper):
 def make_vector_env(args: Args) -> gym.vector.SyncVectorEnv:
     """The training envs; raises ValueError when the action space is not a bounded Box."""
     check_env_id(args.env_id)
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
+    thunks = [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)]
+    envs = gym.vector.SyncVectorEnv(thunks, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     space, obs_space = envs.single_action_space, envs.single_observation_space
     problem = None
     if not isinstance(space, gym.spaces.Box):
-        problem = (
-            f"has a {type(space).__name__} action space; this script needs continuous (Box) "
-            "actions: use dqn_rainbow.py or ppo.py"
-        )
+        problem = f"has a {type(space).__name__} action space; this script needs continuous (Box) "
+        problem += "actions: use dqn_rainbow.py or ppo.py"
     elif not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
         problem = "has unbounded actions; wrap it to finite bounds"
     elif not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
         shape = obs_space.shape if isinstance(obs_space, gym.spaces.Box) else None
-        problem = (
-            f"has {shape or type(obs_space).__name__}-shaped observations; this script needs "
-            "flat vector observations"
-        )
+        problem = f"has {shape or type(obs_space).__name__}-shaped observations; this script "
+        problem += "needs flat vector observations"
     if problem:
         envs.close()
         raise ValueError(f"--env-id {args.env_id} {problem}")
@@ -563,17 +551,22 @@ class Run:
         self.run_name = ckpt["run_name"] if ckpt is not None else new_run_name(args)
         self.run_dir = os.path.join("runs", self.run_name)
         self.checkpoint_path = os.path.join(self.run_dir, f"{args.exp_name}.pt")
-        if args.track:
-            self.wandb_id = start_wandb(args, self.run_name, self.run_dir, self.wandb_id)
+        if args.track:  # a resumed run continues its W&B run
+            import uuid
+            import wandb
+
+            self.wandb_id = self.wandb_id or uuid.uuid4().hex[:12]
+            os.makedirs(self.run_dir, exist_ok=True)
+            where = dict(name=self.run_name, id=self.wandb_id, resume="allow", dir=self.run_dir)
+            logged = dict(config=vars(args), sync_tensorboard=True, save_code=True)
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, **where, **logged)
         purge = self.global_step if ckpt is not None else None  # a resume replaces later points
         self.writer = SummaryWriter(self.run_dir, purge_step=purge)
         log_hyperparameters(self.writer, args)
         self.video_dir = os.path.join("videos", self.run_name) if args.capture_video else None
         self.stop = StopRequest()
-        quiet = not sys.stdout.isatty()  # plain progress lines instead (CI logs)
-        self.bar = tqdm(
-            total=args.total_timesteps, initial=self.global_step, unit="step", disable=quiet
-        )
+        steps = dict(total=args.total_timesteps, initial=self.global_step, unit="step")
+        self.bar = tqdm(**steps, disable=not sys.stdout.isatty())  # else plain lines (CI logs)
         # the last returns before a resume, so the progress line and the summary continue from them
         self.episodic_returns = (ckpt or {}).get("recent_returns", torch.zeros(0)).tolist()
         self.eval_history: list[tuple[int, float]] = []
@@ -591,9 +584,7 @@ class Run:
         else:  # learning from a near-empty buffer would overfit it: refill it first
             self.learn_after = ckpt["global_step"] + self.args.learning_starts
             refill = f"collecting {self.args.learning_starts} transitions before learning again"
-            print(
-                f"warning: {self.args.resume} holds no replay buffer (no --save-buffer); {refill}"
-            )
+            print(f"warning: {self.args.resume} holds no replay buffer (--save-buffer); {refill}")
         set_rng_states(ckpt["rng"], self.rng)
         self.global_step, self.update_count = ckpt["global_step"], ckpt["update_count"]
         self.pending_updates, self.wandb_id = ckpt["pending_updates"], ckpt["wandb_id"]
@@ -717,20 +708,6 @@ class Run:
         return {**summary, "checkpoint": checkpoint, "interrupted": self.stop.requested}
 
 
-def start_wandb(args, run_name: str, run_dir: str, wandb_id: str | None) -> str:
-    """Starts (or, with the id of a resumed run, continues) the W&B run; returns its id."""
-    import uuid
-
-    import wandb
-
-    wandb_id = wandb_id or uuid.uuid4().hex[:12]
-    os.makedirs(run_dir, exist_ok=True)
-    where = dict(project=args.wandb_project_name, entity=args.wandb_entity, dir=run_dir)
-    run = dict(name=run_name, id=wandb_id, resume="allow")
-    wandb.init(**where, **run, config=vars(args), sync_tensorboard=True, save_code=True)
-    return wandb_id
-
-
 def rng_states(rng: np.random.Generator) -> dict:
     """Every RNG state as tensors or plain containers, so torch.load(weights_only=True) reads it."""
     version, mt_state, gauss = random.getstate()
@@ -750,8 +727,7 @@ def set_rng_states(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-SCRIPT = os.path.basename(__file__)
-"""written into every checkpoint, so another script refuses it"""
+SCRIPT = os.path.basename(__file__)  # written into every checkpoint, so another script refuses it
 
 
 def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
@@ -767,7 +743,8 @@ def save_checkpoint(path: str, state: dict, modules: list[nn.Module]) -> bool:
     except (OSError, RuntimeError) as e:  # torch reports a short write as a RuntimeError
         if os.path.lexists(f"{path}.tmp"):
             os.remove(f"{path}.tmp")
-        reason = getattr(e, "strerror", None) or "the write failed; is the disk full?"
+        reason = getattr(e, "strerror", None) or str(e).partition("strerror: ")[2]  # torch's
+        reason = reason or "the write failed; is the disk full?"
         raise OSError(f"could not write checkpoint {path} ({reason}); the last one stays") from None
     return True
 
@@ -829,8 +806,7 @@ def check_common_args(args) -> None:
         )
 
 
-LOSS_BOUND = 1e15
-"""a loss beyond this has diverged: no sane run gets near it"""
+LOSS_BOUND = 1e15  # a loss beyond this has diverged: no sane run gets near it
 
 
 def log_loss(writer: SummaryWriter, name: str, loss: torch.Tensor, step: int, fix: str) -> None:
@@ -846,10 +822,8 @@ def load_weights(module: nn.Module, state: dict, path: str, name: str) -> None:
     try:
         module.load_state_dict(state)
     except RuntimeError:
-        raise ValueError(
-            f"checkpoint {path} does not fit the {name} network of these arguments "
-            "(other --hidden-sizes, --env-id or script?)"
-        ) from None
+        hint = "of these arguments (other --hidden-sizes, --env-id or script?)"
+        raise ValueError(f"checkpoint {path} does not fit the {name} network {hint}") from None
 
 
 class StopRequest:
@@ -859,10 +833,8 @@ class StopRequest:
     def __init__(self):
         self.requested, self.previous = False, {}
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self.previous[sig] = signal.signal(sig, self.handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
 
     def handle(self, signum, frame) -> None:
         self.requested = True
@@ -877,10 +849,9 @@ def crossed(step: int, increment: int, every: int) -> bool:
     return every > 0 and step // every != (step - increment) // every
 
 
-SESSION_FIELDS = (
+SESSION_FIELDS = (  # taken from the command line by --resume; all others from the checkpoint
     "resume total_timesteps cuda track save_model save_buffer checkpoint_frequency capture_video"
 ).split()
-"""fields a resumed run takes from the command line; all others come from its checkpoint"""
 
 
 def seed_everything(seed: int, torch_deterministic: bool, use_cuda: bool) -> np.random.Generator:
@@ -907,9 +878,8 @@ def new_run_name(args: Args) -> str:
         except FileExistsError:
             stamp += 1
         except OSError as e:
-            raise OSError(
-                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
-            ) from None
+            fix = "run from a writable directory"
+            raise OSError(f"cannot create runs/{run_name} ({e.strerror}); {fix}") from None
 
 
 def log_hyperparameters(writer: SummaryWriter, args: Args) -> None:
@@ -921,9 +891,8 @@ def evaluate_checkpoint(args: Args) -> dict:
     """--eval-checkpoint: load a policy, evaluate it (recording it with --capture-video), return."""
     ckpt = load_checkpoint(args.eval_checkpoint)
     saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes, "seed": args.seed})
-    use_cuda = args.cuda and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
-    seed_everything(args.seed, args.torch_deterministic, use_cuda)
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    seed_everything(args.seed, args.torch_deterministic, device.type == "cuda")
     envs = make_vector_env(saved)
     actor = Actor(envs.single_observation_space.shape[0], envs.single_action_space, saved)
     envs.close()
@@ -936,9 +905,38 @@ def evaluate_checkpoint(args: Args) -> dict:
     return {**summary, "sps": 0.0, "run_dir": os.path.join("runs", ckpt["run_name"])}
 
 
-if __name__ == "__main__":
+def parse_args() -> Args:
+    """tyro.cli(Args), but a bad command line raises one ValueError line instead of tyro's box."""
+    box = io.StringIO()
     try:
-        summary = train(tyro.cli(Args))
+        with contextlib.redirect_stderr(box):
+            return tyro.cli(Args)
+    except SystemExit as e:
+        if e.code != 2:  # --help (on stdout) and the like
+            sys.stderr.write(box.getvalue())
+            raise
+    rows = [row.strip()[1:-1] for row in box.getvalue().splitlines() if row.startswith("│")]
+    end = next((i for i, row in enumerate(rows) if "──" in row), len(rows))
+    after = rows[end:] if "Perhaps you meant" in box.getvalue() else []
+    meant = [row.split()[0] for row in after if row.startswith("     --")]  # the flags offered
+    hint = f"; perhaps you meant {' or '.join(meant)}" if meant else ""
+    raise ValueError(" ".join(row.strip() for row in rows[:end]) + hint)
+
+
+def writer_thread_failed(hook) -> None:
+    """threading.excepthook: TensorBoard's writer thread failing (a full disk) prints nothing; the
+    main thread raises the error, naming the event file, at its next write (one line)."""
+    file = getattr(getattr(hook.thread, "_record_writer", None), "_writer", None)
+    if isinstance(hook.exc_value, OSError) and hasattr(file, "filename"):  # TensorBoard's thread
+        hook.exc_value.filename = os.fsdecode(file.filename)
+    else:
+        threading.__excepthook__(hook)
+
+
+if __name__ == "__main__":
+    threading.excepthook = writer_thread_failed
+    try:
+        summary = train(parse_args())
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

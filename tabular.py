@@ -9,21 +9,23 @@ task from its transition table, so the learned values can be checked against the
 Usage: python tabular.py --env-id CliffWalking-v1 --method sarsa
 """
 
+import contextlib
 import difflib
+import io
 import json
 import os
 import random
 import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
-    signal.signal(
-        signal.SIGINT, lambda *_: sys.exit("interrupted (Ctrl-C) outside the training loop")
-    )
+    interrupted = "interrupted (Ctrl-C) outside the training loop"
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(interrupted))
 
 import gymnasium as gym
 import numpy as np
@@ -426,9 +428,8 @@ def new_run_name(args: Args) -> str:
         except FileExistsError:
             stamp += 1
         except OSError as e:
-            raise OSError(
-                f"cannot create runs/{run_name} ({e.strerror}); run from a writable directory"
-            ) from None
+            fix = "run from a writable directory"
+            raise OSError(f"cannot create runs/{run_name} ({e.strerror}); {fix}") from None
 
 
 class TabularWriter:
@@ -472,9 +473,38 @@ def log_progress(writer, bar, args, q, episodic_returns, step, epsilon, alpha, s
         print(f"step {step}/{args.total_timesteps} {line}", flush=True)
 
 
-if __name__ == "__main__":
+def parse_args() -> Args:
+    """tyro.cli(Args), but a bad command line raises one ValueError line instead of tyro's box."""
+    box = io.StringIO()
     try:
-        summary = train(tyro.cli(Args))
+        with contextlib.redirect_stderr(box):
+            return tyro.cli(Args)
+    except SystemExit as e:
+        if e.code != 2:  # --help (on stdout) and the like
+            sys.stderr.write(box.getvalue())
+            raise
+    rows = [row.strip()[1:-1] for row in box.getvalue().splitlines() if row.startswith("│")]
+    end = next((i for i, row in enumerate(rows) if "──" in row), len(rows))
+    after = rows[end:] if "Perhaps you meant" in box.getvalue() else []
+    meant = [row.split()[0] for row in after if row.startswith("     --")]  # the flags offered
+    hint = f"; perhaps you meant {' or '.join(meant)}" if meant else ""
+    raise ValueError(" ".join(row.strip() for row in rows[:end]) + hint)
+
+
+def writer_thread_failed(hook) -> None:
+    """threading.excepthook: TensorBoard's writer thread failing (a full disk) prints nothing; the
+    main thread raises the error, naming the event file, at its next write (one line)."""
+    file = getattr(getattr(hook.thread, "_record_writer", None), "_writer", None)
+    if isinstance(hook.exc_value, OSError) and hasattr(file, "filename"):  # TensorBoard's thread
+        hook.exc_value.filename = os.fsdecode(file.filename)
+    else:
+        threading.__excepthook__(hook)
+
+
+if __name__ == "__main__":
+    threading.excepthook = writer_thread_failed
+    try:
+        summary = train(parse_args())
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -317,3 +317,126 @@ def test_ctrl_c_while_the_libraries_load_ends_in_one_line(script, in_tmp):
         assert proc.returncode == 1
         last = err.decode().strip().splitlines()[-1]
         assert last == "interrupted (Ctrl-C) outside the training loop"
+
+
+# ---------------------------------------------------------------- the holes of the robustness campaign
+
+SCRIPTS = ALL + [__import__("a2c"), __import__("tabular")]
+
+
+class ImageEnv(gym.Env):
+    """64x64 RGB frames, two actions: images that are no stack of 84x84 frames."""
+
+    observation_space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+gym.register("ImageObs64-v0", entry_point=ImageEnv, max_episode_steps=20)
+
+
+def test_dqn_refuses_images_its_cnn_cannot_take(in_tmp):
+    with pytest.raises(ValueError, match=r"\(64, 64, 3\)-shaped observations.*\(frames, 84, 84\)"):
+        dqn_rainbow.train(tiny(dqn_rainbow, env_id="ImageObs64-v0"))
+
+
+def test_reinforce_budget_below_one_update_is_refused(in_tmp):
+    with pytest.raises(
+        ValueError, match="--total-timesteps 1 is less than one update of 2 episodes"
+    ):
+        reinforce.train(tiny(reinforce, total_timesteps=1))
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        (dict(start_e=1.5), r"--start-e must be in \[0, 1\], got 1.5"),
+        (dict(end_e=-0.1), r"--end-e must be in \[0, 1\], got -0.1"),
+        (dict(adam_eps=0.0), "--adam-eps must be positive, got 0.0"),
+    ],
+)
+def test_dqn_epsilons_outside_their_range_are_refused(flag, message, in_tmp):
+    with pytest.raises(ValueError, match=message):
+        dqn_rainbow.train(tiny(dqn_rainbow, noisy=False, **flag))
+
+
+def test_reinforce_baseline_without_value_epochs_is_refused(in_tmp):
+    with pytest.raises(ValueError, match="--value-epochs must be positive with the baseline on"):
+        reinforce.train(tiny(reinforce, value_epochs=0))
+    reinforce.train(tiny(reinforce, value_epochs=0, baseline=False, total_timesteps=50))
+
+
+PARSE_ERRORS = [
+    (["--total-timesteps", "nan"], "Error parsing --total-timesteps: invalid literal for int() "),
+    (["--learning-rat", "1e-3"], "Unrecognized options: --learning-rat, 1e-3; perhaps you meant "),
+    (["--total-timesteps"], "Missing value for argument '--total-timesteps'. Expected 1 values."),
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=name)
+@pytest.mark.parametrize("argv, message", PARSE_ERRORS, ids=["nan", "unknown", "missing"])
+def test_command_line_parse_errors_raise_one_line(script, argv, message, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [f"{script.__name__}.py", *argv])
+    with pytest.raises(ValueError) as error:
+        script.parse_args()
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    if "perhaps" in message:
+        rate = "--actor-learning-rate" if script is maddpg_tennis else "--learning-rate"
+        assert rate in str(error.value).split("perhaps you meant ")[1].split(" or ")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=name)
+def test_an_unknown_flag_ends_in_one_line_and_help_still_prints(script, in_tmp):
+    cmd = [sys.executable, os.path.join(ROOT, f"{script.__name__}.py")]
+    out = subprocess.run(cmd + ["--learning-rat", "1e-3"], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith(
+        "error: Unrecognized options: --learning-rat"
+    )
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+    if script is ppo:  # --help is tyro's own, on stdout
+        out = subprocess.run(cmd + ["--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "--total-timesteps" in out.stdout and not out.stderr
+
+
+@pytest.mark.parametrize("script", [ppo, __import__("tabular")], ids=name)
+def test_a_full_disk_under_tensorboard_ends_in_one_line_naming_the_file(script, in_tmp):
+    """A file-size limit makes TensorBoard's writer thread fail as a full disk does (EFBIG instead
+    of ENOSPC): no thread traceback, one line naming the event file and the cause."""
+    import resource
+
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # noqa: E731
+    cmd = [sys.executable, os.path.join(ROOT, f"{script.__name__}.py"), "--eval-frequency", "0"]
+    cmd += [
+        "--total-timesteps",
+        "10000000",
+        "--env-id",
+        "FrozenLake-v1" if script.__name__ == "tabular" else "CartPole-v1",
+    ]
+    out = subprocess.run(cmd, cwd=in_tmp, preexec_fn=limit, capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.startswith("error: [Errno 27] File too large: 'runs/"), out.stderr
+    assert "events.out.tfevents" in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+REFUSED = [("/nonexistent-dir/x.pt", "No such file or directory")]
+REFUSED += [("/sys/kernel/x.pt", "Permission denied")] if os.path.isdir("/sys/kernel") else []
+
+
+@pytest.mark.parametrize("target, cause", REFUSED, ids=lambda v: v[1:4])
+@pytest.mark.parametrize("script", ALL, ids=name)
+def test_a_checkpoint_write_refused_by_the_system_names_the_real_cause(
+    script, target, cause, in_tmp
+):
+    """torch wraps a failed open in a RuntimeError; the message gives its strerror (a read-only
+    /sys: Permission denied), not a guess at a full disk."""
+    path = str(in_tmp / "ckpt.pt")
+    os.symlink(target, f"{path}.tmp")
+    with pytest.raises(OSError, match=rf"ckpt.pt \({cause}\); the last one stays"):
+        script.save_checkpoint(path, {"w": 1}, [torch.nn.Linear(2, 2)])
+    assert not os.path.lexists(f"{path}.tmp")

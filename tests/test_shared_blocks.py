@@ -23,6 +23,7 @@ SHARED_BY_NAME = {
         "load_weights log_hyperparameters log_loss new_run_name resumed_args rng_states "
         "save_checkpoint seed_everything set_rng_states"
     ).split(),
+    (*TORCH, "tabular.py"): ["parse_args", "writer_thread_failed"],
     tuple(f for f in TORCH if f != "maddpg_tennis.py"): ["check_env_id", "evaluate", "mlp"],
     (*CONTINUOUS, *ON_POLICY): ["make_env", "QuietBullet"],
     (*CONTINUOUS, "dqn_rainbow.py", "maddpg_tennis.py"): ["report_buffer_memory"],
@@ -30,7 +31,7 @@ SHARED_BY_NAME = {
     ("a2c.py", "ppo.py"): ["Agent", "RunningMeanStd", "compute_gae", "layer_init"],
     CONTINUOUS: (
         "mlp ReplayBuffer soft_update FIX LOG_EVERY validate_args.__doc__ checked_args "
-        "buffer_state restore_buffer Run start_wandb SESSION_FIELDS make_vector_env"
+        "buffer_state restore_buffer Run SESSION_FIELDS make_vector_env"
     ).split(),
     ("ddpg_continuous.py", "td3_continuous.py"): (
         "Actor OrnsteinUhlenbeckNoise ParameterNoise explore exploration_std evaluate_checkpoint"
