@@ -216,3 +216,43 @@ def test_cartpole_learns(in_tmp):
     """Default settings and seed: the final deterministic evaluation reaches 475."""
     summary = a2c.train(a2c.Args(eval_frequency=0))
     assert np.mean(summary["eval_returns"]) >= 475
+
+
+# ---------------------------------------------------------------- glue a review found untested
+
+
+def test_reward_normalizer_restarts_its_discounted_return_at_episode_ends(in_tmp):
+    """4-step episodes of reward 1: the running discounted return takes the values 1, 1 + g,
+    1 + g + g^2 and 1 + g + g^2 + g^3 and starts again, so its running mean is their mean."""
+    args = tiny(env_id="DiscreteTerminated-v0", normalize_reward=True, save_model=True)
+    summary = a2c.train(args)
+    saved = torch.load(summary["checkpoint"], weights_only=True)
+    g = saved["args"]["gamma"]
+    expected = np.mean([sum(g**k for k in range(t + 1)) for t in range(4)])
+    assert saved["return_rms"]["mean"].item() == pytest.approx(expected, abs=0.05)
+
+
+@pytest.mark.parametrize("script", [a2c, ppo], ids=lambda m: m.__name__)
+def test_evaluation_takes_the_most_likely_action_or_the_clipped_mean(script, in_tmp):
+    """The agent called on raw observations (what evaluate() runs) gives the argmax of the
+    Categorical's probabilities, or the Gaussian's mean clipped to the bounds, however wide the
+    exploration; and evaluate() does not depend on torch's or numpy's RNG."""
+    torch.manual_seed(0)
+    obs = torch.randn(64, 3) * 3
+    for space in [gym.spaces.Discrete(4), gym.spaces.Box(-0.1, 0.1, (2,))]:
+        agent = script.Agent(3, space, script.Args(hidden_sizes=(16, 16), log_std_init=2.0))
+        with torch.no_grad():
+            dist = agent.dist(agent.normalize(obs))
+            if agent.discrete:
+                expected = dist.probs.argmax(-1)
+            else:
+                expected = dist.mean.clamp(-0.1, 0.1)
+            assert torch.equal(agent(obs), expected)
+    args = script.Args(env_id="Pendulum-v1", eval_episodes=1, hidden_sizes=(16, 16))
+    agent = script.Agent(3, gym.make("Pendulum-v1").action_space, args)
+    returns = []
+    for seed in [0, 1]:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        returns.append(script.evaluate(agent, args, "cpu"))
+    assert returns[0] == returns[1]

@@ -494,6 +494,82 @@ def test_non_finite_loss_stops_the_run_and_no_bad_checkpoint_is_written(
     assert torch.load(path, weights_only=True)["w"] == 1
 
 
+# ---------------------------------------------------------------- glue a review found untested
+
+
+def critic_loss(script, data, nets) -> float:
+    """update_critic's loss with a learning rate of 0 (the critic stays as it is) and the same
+    random draws every call (TD3's target smoothing noise, SAC's next actions)."""
+    args, actor, actor_target, qf, qf_target = nets
+    optimizer = torch.optim.SGD(qf.parameters(), lr=0.0)
+    torch.manual_seed(1)
+    if script is sac_continuous:
+        return script.update_critic(data, actor, qf, qf_target, optimizer, 0.5, args)[0].item()
+    return script.update_critic(data, actor_target, qf, qf_target, optimizer, args)[0].item()
+
+
+@pytest.mark.parametrize("script", FAMILY)
+def test_critic_loss_is_weighted_by_the_per_importance_weights(script):
+    """Weights 0 on half the batch: what that half holds no longer changes the loss; weights 2
+    double it."""
+    torch.manual_seed(0)
+    args = tiny(script, per=True)
+    space = gym.spaces.Box(-1.0, 1.0, (2,))
+    actor = script.Actor(3, space, args)
+    qf = (script.QNetwork if script is ddpg_continuous else script.TwinQNetwork)(3, 2, args)
+    nets = (args, actor, copy.deepcopy(actor), qf, copy.deepcopy(qf))
+    n = 32
+    obs, actions, next_obs = torch.randn(n, 3), torch.rand(n, 2) * 2 - 1, torch.randn(n, 3)
+    rewards_a, rewards_b = torch.randn(n), torch.randn(n)
+    rewards_b[n // 2 :] = rewards_a[n // 2 :]  # the two batches differ in their first half only
+    half = torch.cat([torch.zeros(n // 2), torch.ones(n // 2)])
+
+    def loss(rewards, weights):
+        return critic_loss(script, (obs, actions, rewards, next_obs, torch.zeros(n), weights), nets)
+
+    assert loss(rewards_a, half) == pytest.approx(loss(rewards_b, half), rel=1e-6)
+    assert loss(rewards_a, torch.ones(n)) != pytest.approx(loss(rewards_b, torch.ones(n)), rel=1e-3)
+    assert loss(rewards_a, 2 * torch.ones(n)) == pytest.approx(2 * loss(rewards_a, torch.ones(n)))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_ou_noise_restarts_from_zero_when_an_episode_ends(script, in_tmp, monkeypatch):
+    """5-step truncated episodes, noise from the first step: the OU state before each sample is 0
+    exactly at the first step of every episode."""
+    before = []
+    real = script.OrnsteinUhlenbeckNoise.sample
+    monkeypatch.setattr(
+        script.OrnsteinUhlenbeckNoise,
+        "sample",
+        lambda self, sigma, rng: before.append(self.x.copy()) or real(self, sigma, rng),
+    )
+    args = dict(env_id="ConstantTruncated-v0", num_envs=2, noise_type="ou", learning_starts=0)
+    script.train(tiny(script, total_timesteps=40, batch_size=4, **args))
+    assert len(before) == 20
+    for step, x in enumerate(before):
+        assert np.all(x == 0.0) == (step % 5 == 0), step
+
+
+@pytest.mark.parametrize("noise_type", ["param", "gaussian"])
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_evaluation_acts_with_the_unperturbed_actor_and_no_noise(script, noise_type, in_tmp):
+    """The final evaluation of a run equals that of its saved (unperturbed) actor evaluated
+    afresh, and evaluate() gives the same returns whatever the state of torch's and numpy's RNGs."""
+    summary = script.train(
+        tiny(script, total_timesteps=300, noise_type=noise_type, save_model=True)
+    )
+    again = script.train(tiny(script, eval_checkpoint=summary["checkpoint"]))
+    assert again["eval_returns"] == summary["eval_returns"]
+    args = tiny(script, noise_type=noise_type)
+    actor = script.Actor(3, gym.make("Pendulum-v1").action_space, args)
+    returns = []
+    for seed in [0, 1]:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        returns.append(script.evaluate(actor, args, "cpu"))
+    assert returns[0] == returns[1]
+
+
 # ---------------------------------------------------------------- learning
 
 

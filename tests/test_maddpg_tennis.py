@@ -428,6 +428,29 @@ def test_every_court_episode_counts_once_and_determinism(in_tmp):
     assert all(-0.011 < s < 10 for s in summary["episodic_returns"])
 
 
+def test_ou_noise_restarts_from_zero_when_an_episode_ends(in_tmp, monkeypatch):
+    """Episodes of at most 5 steps, noise from the first step: the OU state before a sample is 0
+    exactly at the first step and after each finished episode."""
+    events = []
+    real = mt.OrnsteinUhlenbeckNoise.sample
+    monkeypatch.setattr(
+        mt.OrnsteinUhlenbeckNoise,
+        "sample",
+        lambda self, sigma, rng: events.append(self.x.copy()) or real(self, sigma, rng),
+    )
+    real_log = mt.Run.log_episode
+    monkeypatch.setattr(mt.Run, "log_episode", lambda *a: events.append("end") or real_log(*a))
+    args = dict(num_envs=1, max_episode_steps=5, learning_starts=0, noise_type="ou")
+    mt.train(tiny(total_timesteps=40, batch_size=4, **args))
+    ends = [isinstance(e, str) for e in events]
+    assert sum(ends) >= 8
+    starts = [True] + ends[:-1]
+    samples = [(x, start) for x, start in zip(events, starts) if not isinstance(x, str)]
+    assert len(samples) == 40
+    for step, (x, start) in enumerate(samples):
+        assert np.all(x == 0.0) == start, step
+
+
 def test_resume_continues_the_same_run_with_its_buffer_and_scores(in_tmp):
     first = mt.train(tiny(total_timesteps=300, save_model=True, save_buffer=True))
     ckpt = torch.load(first["checkpoint"], weights_only=True)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import a2c
 import ddpg_continuous
 import dqn_rainbow
 import maddpg_tennis
@@ -39,6 +40,8 @@ def tiny(script, **overrides):
     elif script is ppo:
         base.update(env_id="CartPole-v1", total_timesteps=512, num_envs=2, num_steps=64)
         base.update(num_minibatches=2, update_epochs=1)
+    elif script is a2c:
+        base.update(env_id="CartPole-v1", total_timesteps=200, num_envs=2, num_steps=5)
     else:
         base.update(env_id="CartPole-v1", total_timesteps=1000, num_envs=2, episodes_per_update=2)
     return script.Args(**{**base, **overrides})
@@ -176,17 +179,32 @@ def test_a_finite_loss_beyond_any_sane_run_stops_it(script, in_tmp, monkeypatch)
         script.train(tiny(script, total_timesteps=1500))
 
 
+@pytest.mark.parametrize("script", [dqn_rainbow, ppo, a2c, reinforce, maddpg_tennis], ids=name)
+def test_every_logged_loss_is_held_to_the_loss_bound(script, in_tmp, monkeypatch):
+    """With the bound lowered to 0 every finite loss lies beyond it: the first loss logged stops
+    the run with the one-line error (so each script's losses go through log_loss's check)."""
+    monkeypatch.setattr(script, "LOSS_BOUND", 0.0)
+    budget = dict(total_timesteps=1000) if script in OFF_POLICY else {}  # losses log every 1000
+    if script is maddpg_tennis:
+        budget["updates_per_step"] = 0.25
+    with pytest.raises(FloatingPointError, match=r"^losses/\w+ is \S+ at step \d+; stopping \("):
+        script.train(tiny(script, **budget))
+
+
 # ---------------------------------------------------------------- checkpoints and resume
 
 
-@pytest.mark.parametrize("script", [td3_continuous, sac_continuous, dqn_rainbow], ids=name)
+@pytest.mark.parametrize("script", CONTINUOUS + [dqn_rainbow, maddpg_tennis], ids=name)
 def test_resume_without_buffer_warns_and_refills_before_learning(script, in_tmp, capsys):
-    first = script.train(tiny(script, save_model=True))
+    one_update = dict(updates_per_step=1.0) if script is maddpg_tennis else {}
+    first = script.train(tiny(script, save_model=True, **one_update))
     capsys.readouterr()
     more = script.train(tiny(script, resume=first["checkpoint"], total_timesteps=1000))
     assert "holds no replay buffer" in capsys.readouterr().out
-    # 400 new transitions: 200 refill the buffer, the other 200 learn (one update each)
-    assert more["update_count"] - first["update_count"] == 200
+    # 400 new transitions (600 for maddpg): learning_starts of them refill the buffer, the others
+    # learn (one update each)
+    learning = 1000 - first["global_step"] - tiny(script).learning_starts
+    assert more["update_count"] - first["update_count"] == learning
 
 
 @pytest.mark.parametrize("script", ALL, ids=name)
@@ -268,6 +286,49 @@ def test_dqn_resume_restores_the_rng_states(in_tmp):
     assert torch.equal(reloaded["torch"], saved["torch"])
     fresh = np.random.default_rng(1).bit_generator.state
     assert saved["numpy"] != fresh  # so the test would see a generator seeded afresh
+
+
+RNG_RESTORED = [ppo, a2c, reinforce, maddpg_tennis] + CONTINUOUS
+
+
+@pytest.mark.parametrize("script", RNG_RESTORED, ids=name)
+def test_resume_restores_the_saved_rng_states_into_the_runs_generators(script, in_tmp, monkeypatch):
+    """Right after loading, python's, numpy's (the script's own generator) and torch's RNG states
+    are the saved ones. A resume re-seeds its envs, so whole runs cannot be compared here."""
+    buffer = dict(save_buffer=True) if hasattr(script.Args, "save_buffer") else {}
+    if script is maddpg_tennis:
+        buffer["updates_per_step"] = 0.25
+    first = script.train(tiny(script, save_model=True, **buffer))
+    saved = torch.load(first["checkpoint"], weights_only=True)["rng"]
+    seeded, restored = [], []
+    real_seed, real_set = script.seed_everything, script.set_rng_states
+    monkeypatch.setattr(
+        script, "seed_everything", lambda *a: seeded.append(real_seed(*a)) or seeded[-1]
+    )
+
+    def set_and_record(state, rng):
+        real_set(state, rng)
+        restored.append((rng, script.rng_states(rng)))
+
+    monkeypatch.setattr(script, "set_rng_states", set_and_record)
+    script.train(tiny(script, resume=first["checkpoint"], total_timesteps=first["global_step"] * 2))
+    ((rng, state),) = restored
+    assert rng is seeded[-1]  # the generator the run draws from, not a stray one
+    assert state["numpy"] == saved["numpy"] and state["python"] == saved["python"]
+    assert torch.equal(state["torch"], saved["torch"])
+    torch.manual_seed(tiny(script).seed)
+    assert not torch.equal(saved["torch"], torch.get_rng_state())  # so re-seeding would show
+
+
+def test_reinforce_resumed_run_equals_an_uninterrupted_one(in_tmp):
+    """reinforce re-seeds its envs at every update from the step count, so a run saved and resumed
+    takes exactly the actions (torch's RNG) of one run straight through."""
+    whole = reinforce.train(tiny(reinforce, total_timesteps=600))
+    first = reinforce.train(tiny(reinforce, total_timesteps=300, save_model=True))
+    more = reinforce.train(tiny(reinforce, resume=first["checkpoint"], total_timesteps=600))
+    assert more["global_step"] == whole["global_step"]
+    assert more["episodic_returns"] == whole["episodic_returns"]
+    assert more["eval_returns"] == whole["eval_returns"]
 
 
 def test_ppo_reward_normalizer_restarts_its_discounted_return_at_episode_ends(in_tmp):
