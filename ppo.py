@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
@@ -71,29 +71,29 @@ class Args:
     """the gymnasium environment id (Discrete or Box actions)"""
     total_timesteps: int = 100_000
     """environment steps, summed over all environments"""
-    num_envs: int | None = None
-    """parallel environments collecting the rollout (default: 8 for Discrete actions, 1 for Box)"""
+    num_envs: int = 1
+    """parallel environments collecting the rollout"""
 
-    # Algorithm specific arguments. None: the default for the env's action space (DEFAULTS).
-    num_steps: int | None = None
-    """steps per env in each rollout, num_envs * num_steps in all (default: 32 Discrete, 2048 Box)"""
-    learning_rate: float | None = None
-    """Adam learning rate (default: 1e-3 for Discrete actions, 3e-4 for Box)"""
-    anneal_lr: bool = True
+    # Algorithm specific arguments (the defaults are SB3's, the PPO paper's MuJoCo settings)
+    num_steps: int = 2048
+    """steps per env in each rollout, num_envs * num_steps in all"""
+    learning_rate: float = 3e-4
+    """Adam learning rate"""
+    anneal_lr: bool = False
     """decay the learning rate linearly to 0 over the run"""
-    gamma: float | None = None
-    """discount factor (default: 0.98 for Discrete actions, 0.99 for Box)"""
-    gae_lambda: float | None = None
-    """GAE lambda: 0 one-step TD advantages, 1 Monte Carlo ones (default: 0.8 Discrete, 0.95 Box)"""
-    num_minibatches: int | None = None
-    """minibatches per epoch over the rollout (default: 1 for Discrete actions, 32 for Box)"""
-    update_epochs: int | None = None
-    """passes over the rollout per update (default: 20 for Discrete actions, 10 for Box)"""
+    gamma: float = 0.99
+    """discount factor"""
+    gae_lambda: float = 0.95
+    """GAE lambda: 0 one-step TD advantages, 1 Monte Carlo ones"""
+    num_minibatches: int = 32
+    """minibatches per epoch over the rollout"""
+    update_epochs: int = 10
+    """passes over the rollout per update"""
     norm_adv: bool = True
     """normalize advantages within each minibatch"""
     clip_coef: float = 0.2
     """the surrogate clipping range epsilon"""
-    clip_vloss: bool = True
+    clip_vloss: bool = False
     """clip the value update to the same range around the rollout's values"""
     ent_coef: float = 0.0
     """entropy bonus coefficient"""
@@ -123,17 +123,6 @@ class Args:
     """clip normalized observations to this"""
     reward_clip: float = 10.0
     """clip scaled rewards to this"""
-
-
-DEFAULTS = {
-    # RL Zoo's tuned CartPole-v1 settings
-    "discrete": dict(num_envs=8, num_steps=32, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8)
-    | dict(num_minibatches=1, update_epochs=20),
-    # the PPO paper's MuJoCo settings, which are SB3's and CleanRL's defaults
-    "continuous": dict(num_envs=1, num_steps=2048, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95)
-    | dict(num_minibatches=32, update_epochs=10),
-}
-"""the options left at None take these values, by the env's action space"""
 
 
 def mlp(sizes: list[int], layer_norm: bool, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -382,7 +371,6 @@ def update(agent: Agent, optimizer, rollout: Rollout, advantages, returns, rng, 
 
 def train(args: Args) -> dict:
     """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns, sps, run_dir)."""
-    args = with_action_space_defaults(args)
     validate_args(args)
     check_common_args(args)
     if args.eval_checkpoint:
@@ -456,22 +444,6 @@ def validate_args(args: Args) -> None:
             f"--num-minibatches {args.num_minibatches} must divide the rollout of --num-envs x "
             f"--num-steps = {rollout_size} transitions"
         )
-
-
-def with_action_space_defaults(args: Args) -> Args:
-    """Fills the options left at None from DEFAULTS for the env's action space (an env is made to
-    look at it); the values are logged with the other hyperparameters and saved in checkpoints."""
-    unset = [name for name in DEFAULTS["discrete"] if getattr(args, name) is None]
-    if not unset:
-        return args
-    if args.resume:  # a resumed run keeps its checkpoint's values
-        saved = load_checkpoint(args.resume)["args"]
-        return replace(args, **{name: saved[name] for name in unset})
-    check_env_id(args.env_id)
-    probe = gym.make(args.env_id)
-    kind = "discrete" if isinstance(probe.action_space, gym.spaces.Discrete) else "continuous"
-    probe.close()
-    return replace(args, **{name: DEFAULTS[kind][name] for name in unset})
 
 
 def check_env_id(env_id: str) -> None:

@@ -39,10 +39,7 @@ def parse_script_args(script: str, flags: list[str]):
     import tyro
 
     module = importlib.import_module(script)
-    args = tyro.cli(module.Args, args=flags)
-    if hasattr(module, "with_action_space_defaults"):  # ppo.py: options left to the env
-        args = module.with_action_space_defaults(args)
-    return module, args
+    return module, tyro.cli(module.Args, args=flags)
 
 
 def check_supported(args) -> None:

@@ -56,7 +56,7 @@ def our_args(env_id: str, steps: int):
         cuda=False,
         **SETTINGS[env_id],
     )
-    return ppo, ppo.with_action_space_defaults(args)
+    return ppo, args
 
 
 def run_ours(env_id: str, steps: int) -> float:

@@ -140,7 +140,11 @@ def test_eval_checkpoint_and_video(in_tmp):
     assert len(summary["eval_returns"]) == 2
     run_name = os.path.basename(first["run_dir"])
     assert any(f.endswith(".mp4") for f in os.listdir(in_tmp / "videos" / run_name))
-    ppo_run = ppo.train(ppo.Args(total_timesteps=256, eval_episodes=1, save_model=True))
+    ppo_run = ppo.train(
+        ppo.Args(
+            total_timesteps=256, num_steps=256, num_minibatches=4, eval_episodes=1, save_model=True
+        )
+    )
     with pytest.raises(ValueError, match="written by ppo.py; use that script"):
         a2c.train(tiny(eval_checkpoint=ppo_run["checkpoint"]))
 

@@ -178,10 +178,12 @@ def scalars(run_dir, tag):
 def test_target_kl_stops_epochs_early_and_the_learning_rate_anneals(in_tmp):
     early = ppo.train(tiny(env_id="CartPole-v1", update_epochs=10, target_kl=1e-9))
     assert set(scalars(early["run_dir"], "losses/epochs")) == {1.0}
-    full = ppo.train(tiny(env_id="CartPole-v1", update_epochs=3))
+    full = ppo.train(tiny(env_id="CartPole-v1", update_epochs=3, anneal_lr=True))
     assert set(scalars(full["run_dir"], "losses/epochs")) == {3.0}
     lrs = scalars(full["run_dir"], "charts/learning_rate")
-    np.testing.assert_allclose(lrs, [1e-3 * (1 - k / 4) for k in range(4)], rtol=1e-6)
+    np.testing.assert_allclose(lrs, [3e-4 * (1 - k / 4) for k in range(4)], rtol=1e-6)
+    constant = ppo.train(tiny(env_id="CartPole-v1"))
+    assert set(scalars(constant["run_dir"], "charts/learning_rate")) == {np.float32(3e-4)}
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
@@ -289,28 +291,21 @@ def test_ortho_init_gives_orthogonal_layers_with_a_small_policy_head(ortho_init)
             assert bool((layer.bias == 0).all()) == ortho_init
 
 
-def test_defaults_follow_the_action_space_unless_a_flag_is_given():
-    """Discrete tasks get RL Zoo's CartPole settings, Box tasks the PPO paper's MuJoCo settings
-    (SB3's defaults); a value given on the command line is kept."""
-    d = ppo.with_action_space_defaults(ppo.Args(env_id="CartPole-v1"))
-    assert (d.num_envs, d.num_steps, d.learning_rate, d.gamma, d.gae_lambda) == (
-        8,
-        32,
-        1e-3,
-        0.98,
-        0.8,
-    )
-    assert (d.num_minibatches, d.update_epochs) == (1, 20)
-    c = ppo.with_action_space_defaults(ppo.Args(env_id="Pendulum-v1"))
-    assert (c.num_envs, c.num_steps, c.learning_rate, c.gamma, c.gae_lambda) == (
-        1,
-        2048,
-        3e-4,
-        0.99,
-        0.95,
-    )
-    assert (c.num_minibatches, c.update_epochs) == (32, 10)
-    given = ppo.with_action_space_defaults(ppo.Args(env_id="Pendulum-v1", num_steps=64))
-    assert given.num_steps == 64 and given.num_envs == 1
-    with pytest.raises(ValueError, match="did you mean CartPole-v1"):
-        ppo.with_action_space_defaults(ppo.Args(env_id="CartPole-v7"))
+def test_defaults_are_sb3s_ppo_defaults():
+    """One set of defaults for Discrete and Box actions: Stable-Baselines3's PPO defaults (the PPO
+    paper's MuJoCo settings), read from SB3's own signature so a drift on either side shows."""
+    import inspect
+
+    from stable_baselines3 import PPO
+
+    sb3 = {k: v.default for k, v in inspect.signature(PPO.__init__).parameters.items()}
+    ours = ppo.Args()
+    assert ours.num_envs * ours.num_steps == sb3["n_steps"]
+    assert ours.num_envs * ours.num_steps // ours.num_minibatches == sb3["batch_size"]
+    pairs = dict(learning_rate="learning_rate", update_epochs="n_epochs", gamma="gamma")
+    pairs |= dict(gae_lambda="gae_lambda", clip_coef="clip_range", norm_adv="normalize_advantage")
+    pairs |= dict(ent_coef="ent_coef", vf_coef="vf_coef", max_grad_norm="max_grad_norm")
+    pairs |= dict(target_kl="target_kl", gsde="use_sde")
+    assert {ours_: getattr(ours, ours_) for ours_ in pairs} == {o: sb3[s] for o, s in pairs.items()}
+    # SB3 keeps the learning rate constant and does not clip the value update by default
+    assert not ours.anneal_lr and not ours.clip_vloss and sb3["clip_range_vf"] is None
