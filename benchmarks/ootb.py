@@ -77,6 +77,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--runs-dir", default=os.path.join(ROOT, "benchmarks", "runs", "ootb"))
     parser.add_argument("--workers", type=int, default=1, help="runs at a time (one core each)")
+    parser.add_argument(
+        "--ours-only", action="store_true", help="skip SB3 (after a change to our code only)"
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.worker:
@@ -95,7 +98,9 @@ def main() -> int:
             ours += ["--total-timesteps", steps, "--seed", str(seed), *evals]
             peer = [sys.executable, os.path.abspath(__file__), "--runs-dir", a.runs_dir]
             peer += ["--worker", script, env_id, steps, str(seed)]
-            jobs += [(f"{task} seed {seed} ours", ours), (f"{task} seed {seed} SB3", peer)]
+            jobs.append((f"{task} seed {seed} ours", ours))
+            if not a.ours_only:
+                jobs.append((f"{task} seed {seed} SB3", peer))
 
     def run(job) -> int:
         label, cmd = job
