@@ -51,6 +51,7 @@ report --from-csv $out/ppo_defaults_ab_curves.csv $out/ootb_curves.csv --name pp
 # Out of the box: each script with nothing but --env-id and a budget, beside SB3 with its own
 # defaults (benchmarks/ootb.py)
 report --from-csv $out/ootb_curves.csv --name ootb
+"$py" benchmarks/ootb_table.py >/dev/null
 # Tabular methods beside the optimal policy, and Sutton and Barto's Example 6.6
 "$py" benchmarks/tabular_curves.py report >/dev/null
 # README's results table

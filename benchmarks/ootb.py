@@ -5,15 +5,14 @@ Every (script, env, budget) of the suite runs for each seed: ours as
 `python {script}.py --env-id ENV --total-timesteps N --seed S` (plus the evaluation schedule, the
 same for both: 10 deterministic episodes every N/10 steps and at the end), then SB3's algorithm
 made with nothing but its policy, the env and the seed. Both log the same keys under
---runs-dir/runs/, so `benchmarks/report.py` tabulates them; `--csv` writes every evaluation of the
-suite to one committed file from which `make_reports.sh` rebuilds the table.
-
-The tasks are ones the defaults were not tuned on. Usage:
-    python benchmarks/ootb.py --runs-dir benchmarks/runs/ootb --tasks ppo:LunarLanderContinuous-v3:200000 --seeds 1 2
+--runs-dir/runs/. The tasks are ones the defaults were not tuned on. Usage:
     python benchmarks/ootb.py --runs-dir benchmarks/runs/ootb --suite --seeds 1 2 3 --workers 2
+    python benchmarks/ootb.py --runs-dir benchmarks/runs/ootb --tasks ppo:Acrobot-v1:100000 --ours-only
 Then `python benchmarks/report.py --runs-dir benchmarks/runs/ootb/runs --name ootb --csv-only`
-merges the runs into benchmarks/results/ootb_curves.csv, from which make_reports.sh rebuilds the
-table (docs/benchmarks.md).
+merges the runs into benchmarks/results/ootb_curves.csv, and `make_reports.sh` rebuilds the table
+in docs/benchmarks.md from it (benchmarks/ootb_table.py) with each task's random-play return
+(`python benchmarks/ootb.py --suite --random-play benchmarks/results/ootb_random.csv`) as the zero
+of the normalized score.
 """
 
 import argparse
@@ -44,6 +43,7 @@ SUITE = [  # script:env:budget; three discrete and three continuous tasks, none 
     "sac_continuous:InvertedPendulumBulletEnv-v0:30000",
     "sac_continuous:LunarLanderContinuous-v3:100000",
     "ddpg_continuous:InvertedPendulumBulletEnv-v0:30000",
+    "ppo:Hopper-v5:1000000",
 ]
 
 
@@ -70,6 +70,32 @@ def sb3_worker(script: str, env_id: str, steps: int, seed: int, runs_dir: str) -
     learn_and_log(model, args, runs_dir, f"sb3_{SB3[script].lower()}_defaults")
 
 
+def random_play(env_ids: list[str], episodes: int, path: str) -> None:
+    """Mean return of uniform random actions per env, the zero of the table's normalized score."""
+    import gymnasium as gym
+    import numpy as np
+    import pybullet_envs_gymnasium  # noqa: F401
+
+    rows = ["env_id,episodes,random_return"]
+    for env_id in sorted(set(env_ids)):
+        env = gym.make(env_id)
+        env.action_space.seed(0)
+        returns = []
+        obs, _ = env.reset(seed=0)
+        while len(returns) < episodes:
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                total, done = total + float(reward), terminated or truncated
+            returns.append(total)
+            env.reset()
+        env.close()
+        rows.append(f"{env_id},{episodes},{np.mean(returns):.2f}")
+        print(rows[-1], flush=True)
+    with open(path, "w") as f:
+        f.write("\n".join(rows) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="*", default=[], help="script:env_id:budget")
@@ -80,6 +106,11 @@ def main() -> int:
     parser.add_argument(
         "--ours-only", action="store_true", help="skip SB3 (after a change to our code only)"
     )
+    parser.add_argument(
+        "--random-play",
+        metavar="CSV",
+        help="instead of training: write each task's random-play return to CSV (100 episodes)",
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.worker:
@@ -87,6 +118,9 @@ def main() -> int:
         sb3_worker(script, env_id, int(steps), int(seed), a.runs_dir)
         return 0
     tasks = (SUITE if a.suite else []) + a.tasks
+    if a.random_play:
+        random_play([task.split(":")[1] for task in tasks], 100, a.random_play)
+        return 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     os.makedirs(a.runs_dir, exist_ok=True)
     jobs = []

@@ -282,9 +282,9 @@ def plot_sps(groups: dict, path: str) -> None:
     plt.close(fig)
 
 
-def update_readme(path: str, table: str, command: str) -> None:
-    """Replaces the README's results block with the table and the command that made it."""
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+def update_readme(path: str, table: str, command: str, marker: str = "results") -> None:
+    """Replaces the file's `<!-- {marker}:start -->` block with the table and its command."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     text = open(path).read()
     if start not in text or end not in text:
         sys.exit(f"{path} has no {start} ... {end} block")

@@ -372,7 +372,9 @@ def test_ctrl_c_while_the_libraries_load_ends_in_one_line(script, in_tmp):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert b"Traceback" not in err, err.decode()[-2000:]
-    if proc.returncode == 130:  # tabular.py loads fast: the signal can land in its loop, which stops
+    if (
+        proc.returncode == 130
+    ):  # tabular.py loads fast: the signal can land in its loop, which stops
         assert out.decode().strip().splitlines()[-1].startswith("stopped at step")
     else:
         assert proc.returncode == 1

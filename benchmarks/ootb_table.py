@@ -1,0 +1,74 @@
+"""The out-of-the-box table in docs/benchmarks.md: each of our cells beside SB3's with its defaults.
+
+Reads benchmarks/results/ootb_curves.csv (benchmarks/ootb.py's runs) and ootb_random.csv. A cell is
+one script on one task at one budget: the final deterministic evaluation of each seed, mean +- std,
+for ours and for the same SB3 algorithm, and the score of ours relative to SB3's above random
+play, (ours - random) / (SB3 - random): 1 is level with SB3, above 1 ahead. The score works for
+tasks whose returns are negative (Acrobot) as well as positive; where SB3 did no better than random
+it is left out. `bash benchmarks/make_reports.sh` calls this.
+
+Usage: python benchmarks/ootb_table.py [--doc docs/benchmarks.md]
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import collect_csv, update_readme  # noqa: E402
+
+RESULTS = "benchmarks/results"
+PEER = {  # our variant -> SB3's run of the same algorithm with its defaults
+    "ppo": "sb3_ppo_defaults",
+    "dqn_rainbow": "sb3_dqn_defaults",
+    "td3_continuous": "sb3_td3_defaults",
+    "ddpg_continuous": "sb3_ddpg_defaults",
+    "sac_continuous": "sb3_sac_defaults",
+}
+
+
+def finals(seeds: dict) -> np.ndarray:
+    return np.array([run["eval"][-1][1] for run in seeds.values()])
+
+
+def table() -> str:
+    groups = collect_csv([f"{RESULTS}/ootb_curves.csv"])
+    with open(f"{RESULTS}/ootb_random.csv") as f:
+        random = {row["env_id"]: float(row["random_return"]) for row in csv.DictReader(f)}
+    lines = [
+        "| task | script | seeds x steps | ours | SB3, its defaults | random play | "
+        "ours over SB3, above random | commit |",
+        "|-|-|-|-|-|-|-|-|",
+    ]
+    for (env, variant), seeds in sorted(groups.items()):
+        peer = groups.get((env, PEER.get(variant, "")))
+        if peer is None:
+            continue
+        ours, sb3, zero = finals(seeds), finals(peer), random[env]
+        steps = max(run["eval"][-1][0] for run in seeds.values())
+        score = "-"
+        if sb3.mean() - zero > 1e-6:
+            score = f"{(ours.mean() - zero) / (sb3.mean() - zero):.2f}"
+        commits = " ".join(sorted({run["commit"] for run in seeds.values()}))
+        lines.append(
+            f"| {env} | `{variant}.py` | {len(ours)} x {steps // 1000}k | "
+            f"{ours.mean():.1f} +- {ours.std():.1f} | {sb3.mean():.1f} +- {sb3.std():.1f} | "
+            f"{zero:.1f} | {score} | {commits} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--doc", default="docs/benchmarks.md")
+    a = parser.parse_args()
+    text = table()
+    print(text)
+    update_readme(a.doc, text, "python benchmarks/ootb_table.py", marker="ootb")
+
+
+if __name__ == "__main__":
+    main()
