@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The learning runs behind benchmarks/results/continuous*.md, one process per run, one thread each.
 # Usage: bash benchmarks/continuous_runs.sh pendulum|hopper-td3|hopper-ddpg|hopper-sac|hopper-td3-zoo [SEEDS...]
+#        ENV=Hopper-v5 bash benchmarks/continuous_runs.sh mujoco-td3 [SEEDS...]  (gymnasium's MuJoCo)
 # Runs land in $RUNS_DIR/runs/ (default: benchmarks/runs, ignored by git); benchmarks/report.py reads
 # them. A Hopper run writes a checkpoint with its replay buffer every 25k steps; the same command
 # with RESUME=path/to/checkpoint.pt continues it as the same run in a later session.
@@ -17,6 +18,8 @@ resume=()
 
 hopper=(--env-id HopperBulletEnv-v0 --total-timesteps 300000 --eval-frequency 10000
         --eval-episodes 10 --save-model --save-buffer --checkpoint-frequency 25000)
+mujoco=(--env-id "${ENV:-Hopper-v5}" --total-timesteps 300000 --eval-frequency 10000
+        --eval-episodes 10 --save-model --save-buffer --checkpoint-frequency 25000)
 # RL Zoo's tuned TD3 settings for HopperBulletEnv-v0 (those of the peer curve in shared/peers).
 zoo=(--gamma 0.98 --learning-rate 7e-4 --hidden-sizes 400 300 --buffer-size 200000
      --learning-starts 10000)
@@ -31,6 +34,7 @@ for seed in "${seeds[@]}"; do
     hopper-td3) python "$here/td3_continuous.py" "${hopper[@]}" --seed "$seed" "${resume[@]}" ;;
     hopper-ddpg) python "$here/ddpg_continuous.py" "${hopper[@]}" --seed "$seed" "${resume[@]}" ;;
     hopper-sac) python "$here/sac_continuous.py" "${hopper[@]}" --seed "$seed" "${resume[@]}" ;;
+    mujoco-td3) python "$here/td3_continuous.py" "${mujoco[@]}" --seed "$seed" "${resume[@]}" ;;
     hopper-td3-zoo)
       python "$here/td3_continuous.py" "${hopper[@]}" "${zoo[@]}" --exp-name td3_continuous_zoo \
         --seed "$seed" "${resume[@]}" ;;
