@@ -4,7 +4,8 @@
 #        ENV=Hopper-v5 bash benchmarks/continuous_runs.sh mujoco-td3 [SEEDS...]  (gymnasium's MuJoCo)
 # Runs land in $RUNS_DIR/runs/ (default: benchmarks/runs, ignored by git); benchmarks/report.py reads
 # them. A Hopper run writes a checkpoint with its replay buffer every 25k steps; the same command
-# with RESUME=path/to/checkpoint.pt continues it as the same run in a later session.
+# with RESUME=path/to/checkpoint.pt continues it as the same run in a later session, and TOTAL=1000000
+# raises its budget (300k by default).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 suite="$1"
@@ -16,9 +17,9 @@ cd "$RUNS_DIR"
 resume=()
 [ -n "${RESUME:-}" ] && resume=(--resume "$RESUME")
 
-hopper=(--env-id HopperBulletEnv-v0 --total-timesteps 300000 --eval-frequency 10000
+hopper=(--env-id HopperBulletEnv-v0 --total-timesteps "${TOTAL:-300000}" --eval-frequency 10000
         --eval-episodes 10 --save-model --save-buffer --checkpoint-frequency 25000)
-mujoco=(--env-id "${ENV:-Hopper-v5}" --total-timesteps 300000 --eval-frequency 10000
+mujoco=(--env-id "${ENV:-Hopper-v5}" --total-timesteps "${TOTAL:-300000}" --eval-frequency 10000
         --eval-episodes 10 --save-model --save-buffer --checkpoint-frequency 25000)
 # RL Zoo's tuned TD3 settings for HopperBulletEnv-v0 (those of the peer curve in shared/peers).
 zoo=(--gamma 0.98 --learning-rate 7e-4 --hidden-sizes 400 300 --buffer-size 200000
