@@ -47,7 +47,7 @@ report --from-csv $out/ppo_mujoco_curves.csv --name ppo_mujoco --until 401408 \
 # PPO's defaults: the table by action space they replaced, SB3's defaults passed as flags before
 # they became ours, and SB3's PPO (Hopper compared at 301k, where the flag runs ended)
 report --from-csv $out/ppo_defaults_ab_curves.csv $out/ootb_curves.csv --name ppo_defaults_ab \
-  --include "ppo_(by_action_space|generic|generic_norm)|sb3_ppo_defaults" --until 301056
+  --include "ppo_(by_action_space|generic|generic_norm|vf_coef_1)|sb3_ppo_defaults" --until 301056
 # Out of the box: each script with nothing but --env-id and a budget, beside SB3 with its own
 # defaults (benchmarks/ootb.py)
 report --from-csv $out/ootb_curves.csv --name ootb
