@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind benchmarks/results/ppo.md.
-# Usage: bash benchmarks/ppo_runs.sh cartpole|hopper|hopper-default-init [SEEDS="1 2 3"]
+# Usage: bash benchmarks/ppo_runs.sh cartpole|hopper|hopper-default-init|mujoco [SEEDS="1 2 3"]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 runs=(--runs-dir "${RUNS_DIR:-$here/benchmarks/runs}" --workers "${WORKERS:-1}")
@@ -22,5 +22,9 @@ case "$1" in
     hopper ;;
   hopper-default-init)  # with PyTorch's default initialization, as RL Zoo's configs (ortho_init=False)
     hopper --no-ortho-init --exp-name ppo_default_init ;;
-  *) echo "usage: $0 cartpole|hopper|hopper-default-init" >&2; exit 2 ;;
+  mujoco)  # the defaults on gymnasium's MuJoCo tasks, 1M steps
+    python "$here/benchmarks/run.py" --scripts ppo --env-ids Hopper-v5 HalfCheetah-v5 Walker2d-v5 \
+      --seeds ${SEEDS:-1 2 3} "${runs[@]}" -- --total-timesteps 1000000 --eval-frequency 100000 \
+      --eval-episodes 10 --save-model --checkpoint-frequency 100000 ;;
+  *) echo "usage: $0 cartpole|hopper|hopper-default-init|mujoco" >&2; exit 2 ;;
 esac
