@@ -23,9 +23,20 @@ from datetime import date
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from td3_speed import ROOT, interleave, machine, ratio_table  # noqa: E402
 
-# Our flags per env: the defaults for CartPole-v1, and RL Zoo's settings for Hopper (ppo_runs.sh).
+# Our flags per env: RL Zoo's CartPole-v1 settings (ppo.py's defaults for Discrete actions when
+# ppo_speed_cartpole.md was measured), and RL Zoo's settings for Hopper (ppo_runs.sh).
 SETTINGS = {
-    "CartPole-v1": {},
+    "CartPole-v1": dict(
+        num_envs=8,
+        num_steps=32,
+        learning_rate=1e-3,
+        anneal_lr=True,
+        gamma=0.98,
+        gae_lambda=0.8,
+        num_minibatches=1,
+        update_epochs=20,
+        clip_vloss=True,
+    ),
     "HopperBulletEnv-v0": dict(
         num_envs=16,
         num_steps=512,
