@@ -40,10 +40,8 @@ report --from-csv $out/dqn_ablation_fused_adam_curves.csv --name dqn_ablation_fu
 # MADDPG on Tennis and two PettingZoo tasks; the random-play levels are random_play.md's means
 report --from-csv $out/maddpg_curves.csv --name maddpg --baseline "Tennis=random play=0.0147" \
   --baseline "simple_spread_v3=random play=-76.2" --baseline "multiwalker_v9=random play=-310.8"
-# PPO with its defaults for continuous actions on gymnasium's MuJoCo tasks, 3 seeds each, stopped
-# near 450k-560k steps by the time limit of the 16-core machine that ran them: compared at 401k
-report --from-csv $out/ppo_mujoco_curves.csv --name ppo_mujoco --until 401408 \
-  --at 100352 200704 301056
+# PPO with its defaults on gymnasium's MuJoCo tasks, 3 seeds each, 1M steps
+report --from-csv $out/ppo_mujoco_curves.csv --name ppo_mujoco --at 301056 501760
 # PPO's defaults: the table by action space they replaced, SB3's defaults passed as flags before
 # they became ours, and SB3's PPO (Hopper compared at 301k, where the flag runs ended)
 report --from-csv $out/ppo_defaults_ab_curves.csv $out/ootb_curves.csv --name ppo_defaults_ab \

@@ -46,7 +46,7 @@ ROWS = [
         "ppo_default_init",
         ("jsonl", f"{PEERS}/sb3_ppo_HopperBulletEnv-v0_seed1.jsonl", "SB3 PPO, RL Zoo settings"),
     ),
-    # gymnasium's MuJoCo tasks with PPO's defaults for continuous actions, stopped near 400k steps
+    # gymnasium's MuJoCo tasks with PPO's defaults
     ("ppo.py", "PPO", "ppo_mujoco", "Hopper-v5", "ppo", None),
     ("ppo.py", "PPO", "ppo_mujoco", "HalfCheetah-v5", "ppo", None),
     ("ppo.py", "PPO", "ppo_mujoco", "Walker2d-v5", "ppo", None),
