@@ -47,7 +47,14 @@ ROWS = [
         ("jsonl", f"{PEERS}/sb3_ppo_HopperBulletEnv-v0_seed1.jsonl", "SB3 PPO, RL Zoo settings"),
     ),
     # gymnasium's MuJoCo tasks with PPO's defaults
-    ("ppo.py", "PPO", "ppo_mujoco", "Hopper-v5", "ppo", None),
+    (
+        "ppo.py",
+        "PPO",
+        "ppo_mujoco",
+        "Hopper-v5",
+        "ppo",
+        ("csv", "sb3_ppo_defaults", "SB3 PPO, its defaults"),
+    ),
     ("ppo.py", "PPO", "ppo_mujoco", "HalfCheetah-v5", "ppo", None),
     ("ppo.py", "PPO", "ppo_mujoco", "Walker2d-v5", "ppo", None),
     (
