@@ -46,6 +46,10 @@ report --from-csv $out/ppo_mujoco_curves.csv --name ppo_mujoco --at 301056 50176
 # they became ours, and SB3's PPO (Hopper compared at 301k, where the flag runs ended)
 report --from-csv $out/ppo_defaults_ab_curves.csv $out/ootb_curves.csv --name ppo_defaults_ab \
   --include "ppo_(by_action_space|generic|generic_norm|vf_coef_1)|sb3_ppo_defaults" --until 301056
+# TD3 on InvertedPendulumBullet at 30k: its defaults, SB3's TD3 with its own, and TD3 learning after
+# 5k random steps instead of 25k
+report --from-csv $out/td3_defaults_ab_curves.csv $out/ootb_curves.csv --name td3_defaults_ab \
+  --include "td3_continuous.*|sb3_td3_defaults"
 # Out of the box: each script with nothing but --env-id and a budget, beside SB3 with its own
 # defaults (benchmarks/ootb.py)
 report --from-csv $out/ootb_curves.csv --name ootb
