@@ -93,7 +93,7 @@ class Args:
     ent_coef: float = 0.0
     """entropy bonus coefficient"""
     vf_coef: float = 0.5
-    """value loss coefficient"""
+    """value loss coefficient, on half the squared error (SB3's 0.5 on the whole is 1.0 here)"""
     max_grad_norm: float = 0.5
     """clip the global gradient norm to this"""
     hidden_sizes: tuple[int, ...] = (64, 64)

@@ -81,11 +81,11 @@ def random_play(env_ids: list[str], episodes: int, path: str) -> None:
         env = gym.make(env_id)
         env.action_space.seed(0)
         returns = []
-        obs, _ = env.reset(seed=0)
+        env.reset(seed=0)
         while len(returns) < episodes:
             total, done = 0.0, False
             while not done:
-                obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
                 total, done = total + float(reward), terminated or truncated
             returns.append(total)
             env.reset()

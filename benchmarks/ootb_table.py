@@ -15,10 +15,8 @@ import csv
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import collect_csv, update_readme  # noqa: E402
+from report import collect_csv, commits_of, finals, mean_std, update_readme  # noqa: E402
 
 RESULTS = "benchmarks/results"
 PEER = {  # our variant -> SB3's run of the same algorithm with its defaults
@@ -28,10 +26,6 @@ PEER = {  # our variant -> SB3's run of the same algorithm with its defaults
     "ddpg_continuous": "sb3_ddpg_defaults",
     "sac_continuous": "sb3_sac_defaults",
 }
-
-
-def finals(seeds: dict) -> np.ndarray:
-    return np.array([run["eval"][-1][1] for run in seeds.values()])
 
 
 def table() -> str:
@@ -52,11 +46,9 @@ def table() -> str:
         score = "-"
         if sb3.mean() - zero > 1e-6:
             score = f"{(ours.mean() - zero) / (sb3.mean() - zero):.2f}"
-        commits = " ".join(sorted({run["commit"] for run in seeds.values()}))
         lines.append(
-            f"| {env} | `{variant}.py` | {len(ours)} x {steps // 1000}k | "
-            f"{ours.mean():.1f} +- {ours.std():.1f} | {sb3.mean():.1f} +- {sb3.std():.1f} | "
-            f"{zero:.1f} | {score} | {commits} |"
+            f"| {env} | `{variant}.py` | {len(ours)} x {steps // 1000}k | {mean_std(ours)} | "
+            f"{mean_std(sb3)} | {zero:.1f} | {score} | {commits_of(seeds)} |"
         )
     return "\n".join(lines)
 

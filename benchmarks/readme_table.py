@@ -19,7 +19,16 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import bootstrap_ci, collect_csv, read_peer, update_readme, value_at  # noqa: E402
+from report import (  # noqa: E402
+    bootstrap_ci,
+    collect_csv,
+    commits_of,
+    finals,
+    mean_std,
+    read_peer,
+    update_readme,
+    value_at,
+)
 
 RESULTS = "benchmarks/results"
 PEERS = f"{RESULTS}/peers"
@@ -76,10 +85,6 @@ ROWS = [
 ]
 
 
-def mean_std(values: np.ndarray) -> str:
-    return f"{values.mean():.1f} +- {values.std():.1f}"
-
-
 def peer_cell(peer, groups: dict, env: str, step: int) -> str:
     if peer is None:
         return "-"
@@ -89,9 +94,8 @@ def peer_cell(peer, groups: dict, env: str, step: int) -> str:
         value = value_at(curve, step)
         return f"{label}, 1 seed: {value:.1f}" if value is not None else "-"
     if kind == "csv":
-        seeds = groups[(env, source)]
-        finals = np.array([run["eval"][-1][1] for run in seeds.values()])
-        return f"{label}, {len(finals)} seeds: {mean_std(finals)}"
+        last = finals(groups[(env, source)])
+        return f"{label}, {len(last)} seeds: {mean_std(last)}"
     if kind == "optimal":
         with open(source) as f:
             value = {r["env_id"]: r["optimal_eval_return"] for r in csv.DictReader(f)}[env]
@@ -110,15 +114,14 @@ def table() -> str:
     for script, what, name, env, variant, peer in ROWS:
         groups = collect_csv([f"{RESULTS}/{name}_curves.csv"])
         seeds = groups[(env, variant)]
-        finals = np.array([run["eval"][-1][1] for run in seeds.values()])
+        last = finals(seeds)
         steps = max(run["eval"][-1][0] for run in seeds.values())
-        lo, hi = bootstrap_ci(finals, np.random.default_rng(0))
-        commits = " ".join(sorted({run["commit"] for run in seeds.values()}))
+        lo, hi = bootstrap_ci(last, np.random.default_rng(0))
         docs = f"docs/{script[:-3]}.md"
         lines.append(
-            f"| [`{script}`]({script}) {what} | {env} (`{variant}`) | {len(finals)} x "
-            f"{steps // 1000}k | {mean_std(finals)} | [{lo:.1f}, {hi:.1f}] | "
-            f"{peer_cell(peer, groups, env, steps)} | {commits} | [{script[:-3]}]({docs}) |"
+            f"| [`{script}`]({script}) {what} | {env} (`{variant}`) | {len(last)} x "
+            f"{steps // 1000}k | {mean_std(last)} | [{lo:.1f}, {hi:.1f}] | "
+            f"{peer_cell(peer, groups, env, steps)} | {commits_of(seeds)} | [{script[:-3]}]({docs}) |"
         )
     return "\n".join(lines)
 

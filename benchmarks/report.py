@@ -282,6 +282,20 @@ def plot_sps(groups: dict, path: str) -> None:
     plt.close(fig)
 
 
+def finals(seeds: dict) -> np.ndarray:
+    """Each seed's last evaluation."""
+    return np.array([run["eval"][-1][1] for run in seeds.values()])
+
+
+def mean_std(values: np.ndarray) -> str:
+    return f"{values.mean():.1f} +- {values.std():.1f}"
+
+
+def commits_of(seeds: dict) -> str:
+    """The commits that made the runs, sorted and space-separated."""
+    return " ".join(sorted({run["commit"] for run in seeds.values()}))
+
+
 def update_readme(path: str, table: str, command: str, marker: str = "results") -> None:
     """Replaces the file's `<!-- {marker}:start -->` block with the table and its command."""
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
@@ -378,11 +392,11 @@ def make_table(groups: dict, peers: list, a: argparse.Namespace) -> str:
         "|-|-|-|-|-|-|-|" + "-|" * (len(a.at) + len(extra)) + "-|-|",
     ]
     for (env_id, exp_name), seeds in sorted(groups.items()):
-        finals = np.array([run["eval"][-1][1] for run in seeds.values()])
+        last = finals(seeds)
         last_steps = {run["eval"][-1][0] for run in seeds.values()}
         # a fresh seeded generator per row: a row's interval does not depend on the others
-        lo, hi = bootstrap_ci(finals, np.random.default_rng(0))
-        middle = f"{iqm(finals):.1f}" if len(finals) >= 5 else "-"
+        lo, hi = bootstrap_ci(last, np.random.default_rng(0))
+        middle = f"{iqm(last):.1f}" if len(last) >= 5 else "-"
         cols = ""
         for step in a.at:
             vals = [value_at(run["eval"], step) for run in seeds.values()]
@@ -405,12 +419,11 @@ def make_table(groups: dict, peers: list, a: argparse.Namespace) -> str:
         # speed comparison, the speed tables are)
         sps = [run["sps"] for run in seeds.values()]
         sps = f"{np.median(sps):.0f}" if all(sps) else "-"
-        commits = " ".join(sorted({run["commit"] for run in seeds.values()})) or "-"
         lines.append(
-            f"| {env_id} | {exp_name} | {len(finals)} | "
+            f"| {env_id} | {exp_name} | {len(last)} | "
             f"{'/'.join(str(s) for s in sorted(last_steps))} | "
-            f"{finals.mean():.1f} +- {finals.std():.1f} | [{lo:.1f}, {hi:.1f}] | "
-            f"{middle} |{cols} {sps} | {commits} |"
+            f"{mean_std(last)} | [{lo:.1f}, {hi:.1f}] | "
+            f"{middle} |{cols} {sps} | {commits_of(seeds) or '-'} |"
         )
     for label, curve in peers:
         cols = "".join(
