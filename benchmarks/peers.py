@@ -136,8 +136,9 @@ def sb3_dqn(args):
 
 
 def sb3_ppo(args):
-    """SB3's PPO with our Args: same rollout, epochs, minibatches, clipping (value clipping
-    included), advantage normalization, separate networks and normalization wrapper."""
+    """SB3's PPO with our Args: same rollout, epochs, minibatches, clipping, value-loss weight,
+    advantage normalization, separate networks and normalization wrapper. With --clip-vloss, SB3
+    takes the clipped prediction's error alone where ours takes the larger of the two errors."""
     import torch.nn as nn
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -167,7 +168,7 @@ def sb3_ppo(args):
         clip_range_vf=args.clip_coef if args.clip_vloss else None,
         normalize_advantage=args.norm_adv,
         ent_coef=args.ent_coef,
-        vf_coef=args.vf_coef,
+        vf_coef=args.vf_coef / 2,  # SB3's value loss is the squared error, ours half of it
         max_grad_norm=args.max_grad_norm,
         target_kl=args.target_kl,
         seed=args.seed,
@@ -181,8 +182,8 @@ def sb3_ppo(args):
 
 
 def sb3_a2c(args):
-    """SB3's A2C with our Args: same rollout, n-step/GAE returns, RMSprop settings, separate
-    networks, no advantage normalization."""
+    """SB3's A2C with our Args: same rollout, n-step/GAE returns, value-loss weight, RMSprop
+    settings, separate networks, no advantage normalization."""
     import torch
     import torch.nn as nn
     from stable_baselines3 import A2C
@@ -198,7 +199,7 @@ def sb3_a2c(args):
         gamma=args.gamma,
         gae_lambda=args.gae_lambda,
         ent_coef=args.ent_coef,
-        vf_coef=args.vf_coef,
+        vf_coef=args.vf_coef / 2,  # SB3's value loss is the squared error, ours half of it
         max_grad_norm=args.max_grad_norm,
         normalize_advantage=False,
         seed=args.seed,

@@ -350,6 +350,30 @@ def test_dqn_peer_needs_plain_dqn_and_runs_it(tmp_path, capsys):
     ]
 
 
+@pytest.mark.parametrize("script", ["a2c", "ppo"])
+def test_peers_weigh_the_value_loss_as_ours_do(script):
+    """SB3's A2C and PPO add vf_coef * mse(returns, values) to the loss (their train()); ours add
+    vf_coef * 0.5 * mse. The peer must get the coefficient that makes the two terms equal."""
+    import gymnasium as gym
+    import torch
+
+    flags = ["--env-id", "CartPole-v1", "--vf-coef", "0.7", "--ent-coef", "0.0"]
+    module, args = peers.parse_script_args(script, flags)
+    model = getattr(peers, f"sb3_{script}")(args)
+    agent = module.Agent(4, gym.spaces.Discrete(2), args)
+    gen = torch.Generator().manual_seed(0)
+    obs, returns = torch.randn(16, 4, generator=gen), 5 * torch.randn(16, generator=gen)
+    actions, zeros = torch.randint(0, 2, (16,), generator=gen), torch.zeros(16)
+    with torch.no_grad():  # zero advantages and no entropy bonus: the loss is the value term
+        values, logprobs = agent.value(obs), agent.dist(obs).log_prob(actions)
+        if script == "a2c":
+            ours, _ = module.a2c_loss(agent, obs, actions, zeros, returns, args)
+        else:
+            ours, _ = module.ppo_loss(agent, obs, actions, logprobs, values, zeros, returns, args)
+    sb3 = model.vf_coef * torch.nn.functional.mse_loss(returns, values)
+    assert ours.item() == pytest.approx(sb3.item(), rel=1e-6)
+
+
 def test_peers_refuse_options_sb3_lacks():
     _, args = peers.parse_script_args("td3_continuous", ["--per", "--layer-norm"])
     with pytest.raises(SystemExit, match="no equivalent of --per, --layer-norm"):
