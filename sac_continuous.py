@@ -433,6 +433,11 @@ def make_env(env_id: str, seed: int, video_dir: str | None = None, video_prefix:
         render = {} if video_dir is None else {"render_mode": "rgb_array"}
         if video_dir is not None and "DISPLAY" not in os.environ:
             os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo's default GL (glfw) needs a display
+        if "mujoco" in str(gym.spec(env_id).entry_point):
+            import warnings
+            import mujoco  # C warnings as Python's (not at every new env), not to MUJOCO_LOG.TXT
+
+            mujoco.set_mju_user_warning(lambda text: warnings.warn(text, stacklevel=2))
         env = QuietBullet(env_id, **render) if "Bullet" in env_id else gym.make(env_id, **render)
         if video_dir is not None:
             first = dict(episode_trigger=lambda e: e == 0, name_prefix=video_prefix)

@@ -42,3 +42,18 @@ def test_headless_video_of_a_mujoco_evaluation(in_tmp):
     assert out.returncode == 0, out.stderr[-2000:]
     videos = list(in_tmp.glob("videos/*/*.mp4"))
     assert videos and videos[0].stat().st_size > 1000
+
+
+@pytest.mark.parametrize("script", OFF_POLICY + [ppo, a2c], ids=lambda m: m.__name__)
+def test_mujoco_warnings_are_python_warnings(script, capfd, in_tmp):
+    """MuJoCo 4 warns from C about HalfCheetah's model each time one is made (every evaluation),
+    printing the warning and appending it to MUJOCO_LOG.TXT: make_env turns it into a Python
+    warning, which Python's filter does not repeat at every new env, so the progress bar stays
+    whole and the working directory clean."""
+    capfd.readouterr()
+    with pytest.warns(UserWarning, match="settotalmass"):
+        env = script.make_env("HalfCheetah-v5", seed=1)()
+    env.close()
+    out, err = capfd.readouterr()
+    assert "settotalmass" not in out + err
+    assert not (in_tmp / "MUJOCO_LOG.TXT").exists()
