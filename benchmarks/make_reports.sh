@@ -42,6 +42,8 @@ report --from-csv $out/maddpg_curves.csv --name maddpg --baseline "Tennis=random
   --baseline "simple_spread_v3=random play=-76.2" --baseline "multiwalker_v9=random play=-310.8"
 # PPO with its defaults on gymnasium's MuJoCo tasks, 3 seeds each, 1M steps
 report --from-csv $out/ppo_mujoco_curves.csv --name ppo_mujoco --at 301056 501760
+# TD3 with its defaults on Hopper-v5 and HalfCheetah-v5, 3 seeds each, 300k steps
+report --from-csv $out/td3_mujoco_curves.csv --name td3_mujoco --at 100000 200000
 # PPO's defaults: the table by action space they replaced, SB3's defaults passed as flags before
 # they became ours, and SB3's PPO (Hopper compared at 301k, where the flag runs ended)
 report --from-csv $out/ppo_defaults_ab_curves.csv $out/ootb_curves.csv --name ppo_defaults_ab \
