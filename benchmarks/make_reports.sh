@@ -52,6 +52,10 @@ report --from-csv $out/ppo_defaults_ab_curves.csv $out/ootb_curves.csv --name pp
 # 5k random steps instead of 25k
 report --from-csv $out/td3_defaults_ab_curves.csv $out/ootb_curves.csv --name td3_defaults_ab \
   --include "td3_continuous.*|sb3_td3_defaults"
+# DDPG on InvertedPendulumBullet at 30k: its defaults, SB3's DDPG with its own, and DDPG learning
+# after 100 random steps (SB3's learning_starts) instead of 25k
+report --from-csv $out/ddpg_defaults_ab_curves.csv $out/ootb_curves.csv --name ddpg_defaults_ab \
+  --include "ddpg_continuous.*|sb3_ddpg_defaults"
 # Out of the box: each script with nothing but --env-id and a budget, beside SB3 with its own
 # defaults (benchmarks/ootb.py)
 report --from-csv $out/ootb_curves.csv --name ootb
