@@ -49,7 +49,7 @@ report --from-csv $out/td3_mujoco_curves.csv --name td3_mujoco --at 100000 20000
 report --from-csv $out/ppo_defaults_ab_curves.csv $out/ootb_curves.csv --name ppo_defaults_ab \
   --include "ppo_(by_action_space|generic|generic_norm|vf_coef_1)|sb3_ppo_defaults" --until 301056
 # TD3 on InvertedPendulumBullet at 30k: its defaults, SB3's TD3 with its own, and TD3 learning after
-# 5k random steps instead of 25k
+# 5k random steps instead of 25k, with lr 3e-4 and SB3's 1e-3; and on Pendulum-v1, the two rates
 report --from-csv $out/td3_defaults_ab_curves.csv $out/ootb_curves.csv --name td3_defaults_ab \
   --include "td3_continuous.*|sb3_td3_defaults"
 # DDPG on InvertedPendulumBullet at 30k: its defaults, SB3's DDPG with its own, and DDPG learning
