@@ -26,7 +26,7 @@ from typing import Literal
 
 if __name__ == "__main__":  # Ctrl-C while the libraries below load ends in one line
     interrupted = "interrupted (Ctrl-C) outside the training loop"
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(interrupted))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(print(interrupted, file=sys.stderr) or 1))
 
 import gymnasium as gym
 import numpy as np
@@ -858,6 +858,9 @@ def writer_thread_failed(hook) -> None:
 
 
 if __name__ == "__main__":
+    # From here Ctrl-C raises SystemExit, so finally blocks close files; the start-up handler above
+    # ends the process at once, as an exception raised inside an import can surface as another one
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(interrupted))
     threading.excepthook = writer_thread_failed
     try:
         summary = train(parse_args())

@@ -190,7 +190,7 @@ def test_scripts_read_algorithm_first_plumbing_last(path):
 def test_td3_update_steps_come_before_line_300():
     lines = (ROOT / "td3_continuous.py").read_text().splitlines()
     # issue 21 aims at 700 lines; the refactor reached 987 with every feature kept (docs/td3_continuous.md),
-    # and MuJoCo's warnings as Python warnings (make_env) took 5 more
-    assert len(lines) <= 991, f"td3_continuous.py is {len(lines)} lines (it was 986)"
+    # MuJoCo's warnings as Python warnings (make_env) took 5 more, and the start-up Ctrl-C exit 3
+    assert len(lines) <= 994, f"td3_continuous.py is {len(lines)} lines (it was 986)"
     start = next(i for i, line in enumerate(lines, 1) if line.startswith("def update_critic"))
     assert start < 300, f"the critic update starts at line {start} (bar: before 300)"
