@@ -51,7 +51,7 @@ report --from-csv $out/ppo_defaults_ab_curves.csv $out/ootb_curves.csv --name pp
 # TD3 on InvertedPendulumBullet at 30k: its defaults, SB3's TD3 with its own, and TD3 learning after
 # 5k random steps instead of 25k, with lr 3e-4 and SB3's 1e-3; and on Pendulum-v1, the two rates
 report --from-csv $out/td3_defaults_ab_curves.csv $out/ootb_curves.csv --name td3_defaults_ab \
-  --include "td3_continuous.*|sb3_td3_defaults"
+  --include "td3_continuous.*|sb3_td3_defaults" --env "Pendulum-v1|InvertedPendulumBulletEnv-v0"
 # DDPG on InvertedPendulumBullet at 30k: its defaults, SB3's DDPG with its own, and DDPG learning
 # after 100 random steps (SB3's learning_starts) instead of 25k
 report --from-csv $out/ddpg_defaults_ab_curves.csv $out/ootb_curves.csv --name ddpg_defaults_ab \

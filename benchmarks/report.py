@@ -334,6 +334,7 @@ def main() -> None:
     parser.add_argument(
         "--include", default="", help="only variants (exp_name) matching this regex"
     )
+    parser.add_argument("--env", default="", help="only envs (env_id) matching this regex")
     parser.add_argument("--solve-at", type=float, help="add: steps to the first evaluation >= this")
     parser.add_argument("--late-from", type=int, help="add: mean evaluation from this step on")
     parser.add_argument(
@@ -353,6 +354,7 @@ def main() -> None:
         if a.csv_only:
             return
     groups = collect_csv(sources, a.include, a.until)
+    groups = {key: seeds for key, seeds in groups.items() if re.fullmatch(a.env or ".*", key[0])}
     if not groups:
         sys.exit(f"no runs with evaluations in {sources}")
     peers = [read_peer(p) for p in a.peer]
