@@ -479,3 +479,30 @@ def test_report_merges_new_runs_into_the_curve_csv(tmp_path):
     assert report.script_of("ppo_default_init") == "ppo.py"
     assert report.script_of("td3_continuous_zoo") == "td3_continuous.py"
     assert report.script_of("sb3_a2c") == "benchmarks/peers.py"
+
+
+def test_ootb_table_compares_final_and_second_half_evaluations(tmp_path, monkeypatch):
+    """Each cell: the final evaluation's mean over seeds and, from 45% of the budget on (SB3
+    evaluates at exact tenths, PPO's rollouts put ours a little later), each seed's mean
+    evaluation averaged over seeds, both scored against SB3 above random play."""
+    import ootb_table
+
+    rows = ["script,env_id,exp_name,seed,step,eval_return,sps,commit"]
+    for seed, ours, sb3 in [
+        (1, [0, 10, 20, 40], [0, 0, 30, 10]),
+        (2, [0, 0, 60, 80], [0, 0, 0, 50]),
+    ]:
+        for i, (a, b) in enumerate(zip(ours, sb3)):
+            rows.append(f"ppo.py,Env-v0,ppo,{seed},{1024 * (i + 1)},{a},9,abc")
+            rows.append(
+                f"benchmarks/peers.py,Env-v0,sb3_ppo_defaults,{seed},{1000 * (i + 1)},{b},9,-"
+            )
+    (tmp_path / "ootb_curves.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "ootb_random.csv").write_text("env_id,episodes,random_return\nEnv-v0,100,-10.0\n")
+    monkeypatch.setattr(ootb_table, "RESULTS", str(tmp_path))
+    cells = ootb_table.table().splitlines()[2].split(" | ")
+    # final: ours (40 + 80) / 2 = 60, SB3 (10 + 50) / 2 = 30, score (60 + 10) / (30 + 10) = 1.75
+    assert cells[3:5] == ["60.0 +- 20.0", "30.0 +- 20.0"] and cells[6] == "1.75"
+    # from 1843 on (0.45 x 4096), the last three evaluations: ours (10, 20, 40) and (0, 60, 80)
+    # -> 35; SB3 (0, 30, 10) and (0, 0, 50) -> 15; score (35 + 10) / (15 + 10) = 1.80
+    assert cells[7:9] == ["35.0, 15.0", "1.80"]
