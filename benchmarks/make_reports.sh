@@ -22,9 +22,11 @@ report() { "$py" benchmarks/report.py --out "$out" "$@" >/dev/null; }
 report --from-csv $out/continuous_curves.csv --name continuous --include "(td3|ddpg)_continuous.*" \
   --at 100000 150000 200000 300000 \
   --peer "SB3 TD3, RL Zoo settings, seed 1=$peers/sb3_td3_HopperBulletEnv-v0_seed1.jsonl"
-# SAC against TD3 and DDPG on Hopper up to 150k, where the SAC runs stopped
-report --from-csv $out/sac_hopper_curves.csv $out/continuous_curves.csv \
-  --include "(sac|td3|ddpg)_continuous" --name sac_vs_td3 --until 150000 --at 50000 100000 150000
+# SAC and TD3 on HopperBulletEnv-v0 with their defaults, 3 seeds each, one code version on one
+# machine (benchmarks/continuous_runs.sh hopper-sac|hopper-td3), beside RL Zoo's published 1M figures
+report --from-csv $out/hopper_family_curves.csv --name hopper_family \
+  --at 100000 150000 200000 300000 --baseline "HopperBulletEnv-v0=RL Zoo SAC at 1M=2603.5" \
+  --baseline "HopperBulletEnv-v0=RL Zoo TD3 at 1M=2681.6"
 # REINFORCE and its credit-assignment ablation on CartPole-v1
 report --from-csv $out/reinforce_curves.csv --name reinforce --solve-at 475 --late-from 100000
 # A2C and SB3's A2C with the same settings

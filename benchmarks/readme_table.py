@@ -48,7 +48,14 @@ ROWS = [
         "td3_continuous",
         [("jsonl", f"{PEERS}/sb3_td3_HopperBulletEnv-v0_seed1.jsonl", "SB3 TD3, RL Zoo settings")],
     ),
-    ("sac_continuous.py", "SAC", "sac_hopper", "HopperBulletEnv-v0", "sac_continuous", []),
+    (
+        "sac_continuous.py",
+        "SAC",
+        "hopper_family",
+        "HopperBulletEnv-v0",
+        "sac_continuous",
+        [("ref", None, "RL Zoo SAC at 1M: 2603.5")],
+    ),
     ("reinforce.py", "REINFORCE", "reinforce", "CartPole-v1", "reinforce", []),
     ("a2c.py", "A2C", "a2c", "CartPole-v1", "a2c", [("csv", "sb3_a2c", "SB3 A2C, same settings")]),
     (
