@@ -64,18 +64,24 @@ def head_commit() -> str:
 
 
 def load_events(run_dir: str):
-    """All scalars and text of one run (all its event files, resumes included), read once."""
+    """All scalars and text of one run (all its event files, resumes included), read once. The
+    scripts' resume marks every step from the checkpoint's on as replaced, so TensorBoard's purge
+    would drop the evaluation logged at that step just before the checkpoint: read without it
+    (scalars_of keeps the later of two values at one step)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(run_dir, size_guidance={"scalars": 0, "tensors": 0})
+    sizes = {"scalars": 0, "tensors": 0}
+    events = EventAccumulator(run_dir, size_guidance=sizes, purge_orphaned_data=False)
     events.Reload()
     return events
 
 
 def scalars_of(events) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] for the scalars of loaded events."""
+    """tag -> [(step, value)] for the scalars of loaded events, by step; a step written again by a
+    resumed run (after a stop past its checkpoint) has the resumed run's value."""
     return {
-        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+        tag: sorted({e.step: e.value for e in events.Scalars(tag)}.items())
+        for tag in events.Tags()["scalars"]
     }
 
 

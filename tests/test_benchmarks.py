@@ -248,6 +248,24 @@ def test_report_leaves_out_a_run_short_of_its_own_total_steps(tmp_path, capsys):
     assert "algo2 seed 2: it stops at step 400 of its 1000" in capsys.readouterr().err
 
 
+def test_report_keeps_the_evaluation_at_a_resumes_checkpoint(tmp_path):
+    """A run stopped after its checkpoint at 400 (its evaluation at 600 lost with the stop) and
+    resumed: the curve keeps 400, logged before the checkpoint, and takes 600 from the resume."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = str(tmp_path / "Pendulum-v1__algo__1__0")
+    first = SummaryWriter(run_dir)
+    for step, value in [(200, -900.0), (400, -500.0), (600, -1.0)]:
+        first.add_scalar("eval/episodic_return", value, step)
+    first.close()
+    resumed = SummaryWriter(run_dir, purge_step=400)
+    for step, value in [(600, -300.0), (800, -200.0)]:
+        resumed.add_scalar("eval/episodic_return", value, step)
+    resumed.close()
+    curve = report.collect(str(tmp_path))[("Pendulum-v1", "algo")][1]["eval"]
+    assert curve == [(200, -900.0), (400, -500.0), (600, -300.0), (800, -200.0)]
+
+
 def test_report_statistics():
     assert report.iqm(np.array([0.0, 1.0, 2.0, 3.0, 100.0])) == pytest.approx(2.0)
     lo, hi = report.bootstrap_ci(np.array([1.0, 2.0, 3.0]), np.random.default_rng(0))
