@@ -414,6 +414,7 @@ def train(args: Args) -> dict:
             run.end_step()
     finally:
         run.close()
+        envs.close()
     return run.finish()
 
 
@@ -888,6 +889,9 @@ class Tennis:
         image[(px - bx) ** 2 + (py - by) ** 2 <= self.BALL_RADIUS**2] = (230, 180, 20)
         return image
 
+    def close(self) -> None:
+        """Nothing to release (the courts are arrays); PettingZooVecEnv has the same interface."""
+
 
 class TennisParallelEnv(ParallelEnv):
     """One Tennis court behind PettingZoo's parallel API: agents "player_a" (left) and "player_b",
@@ -1033,6 +1037,10 @@ class PettingZooVecEnv:
     def render(self, court: int = 0) -> np.ndarray:
         return self.envs[court].render()
 
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
 
 def make_multi_agent_env(args: Args, num_envs: int, seed: int, render: bool = False):
     """Tennis courts or PettingZoo env copies, behind one array interface."""
@@ -1065,6 +1073,7 @@ def evaluate(actor: Actor, args: Args, device, video_dir: str | None = None, pre
         os.makedirs(video_dir, exist_ok=True)
         clip = ImageSequenceClip(frames, fps=10)
         clip.write_videofile(os.path.join(video_dir, f"{prefix}.mp4"), logger=None)
+    env.close()
     return [float(s) for s in env.score(returns)]
 
 
@@ -1258,6 +1267,7 @@ def evaluate_checkpoint(args: Args) -> dict:
     seed_everything(args.seed, args.torch_deterministic, use_cuda)
     env = make_multi_agent_env(saved, 1, args.seed)
     actor = Actor(env.n_agents, env.obs_dim, env.act_dim, env.action_low, env.action_high, saved)
+    env.close()
     load_weights(actor, ckpt["actor"], args.eval_checkpoint, "actor")
     video_dir = os.path.join("videos", ckpt["run_name"]) if args.capture_video else None
     returns = evaluate(actor.to(device), saved, device, video_dir, "eval_checkpoint")

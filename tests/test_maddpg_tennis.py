@@ -491,6 +491,26 @@ def test_pettingzoo_envs_run_through_the_same_code(in_tmp, env_id, n_agents, obs
     assert summary["global_step"] == 160 and len(summary["eval_returns"]) == 2
 
 
+def test_pettingzoo_env_copies_are_closed_after_training_and_evaluation(in_tmp, monkeypatch):
+    closed, made = [], []
+
+    def counted(*args, **kwargs):
+        vec = make(*args, **kwargs)
+        for env in vec.envs:
+            env.close = lambda env=env: closed.append(env) or type(env).close(env)
+        made.extend(vec.envs)
+        return vec
+
+    make = mt.make_multi_agent_env
+    monkeypatch.setattr(mt, "make_multi_agent_env", counted)
+    args = tiny(env_id="simple_spread_v3", total_timesteps=160, save_model=True)
+    summary = mt.train(args)
+    mt.train(tiny(env_id="simple_spread_v3", eval_checkpoint=summary["checkpoint"]))
+    # training, its final evaluation, the checkpoint's env (for the sizes) and its evaluation
+    assert len(made) == args.num_envs + 2 * args.eval_episodes + 1
+    assert closed == made
+
+
 def test_errors_name_the_flag(in_tmp):
     with pytest.raises(ValueError, match="did you mean simple_spread_v3"):
         mt.train(tiny(env_id="simple_sprad_v3"))
