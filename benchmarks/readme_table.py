@@ -43,7 +43,7 @@ ROWS = [
     (
         "td3_continuous.py",
         "TD3",
-        "continuous",
+        "hopper_family",
         "HopperBulletEnv-v0",
         "td3_continuous",
         [("jsonl", f"{PEERS}/sb3_td3_HopperBulletEnv-v0_seed1.jsonl", "SB3 TD3, RL Zoo settings")],
