@@ -24,13 +24,13 @@ report --from-csv $out/continuous_curves.csv --name continuous --include "(td3|d
   --peer "SB3 TD3, RL Zoo settings, seed 1=$peers/sb3_td3_HopperBulletEnv-v0_seed1.jsonl"
 # SAC and TD3 on HopperBulletEnv-v0 with their defaults, 3 seeds each, one code version on one
 # machine (benchmarks/continuous_runs.sh hopper-sac|hopper-td3), beside RL Zoo's published 1M figures
+zoo=(--baseline "HopperBulletEnv-v0=RL Zoo SAC at 1M=2603.5"
+  --baseline "HopperBulletEnv-v0=RL Zoo TD3 at 1M=2681.6")
 report --from-csv $out/hopper_family_curves.csv --name hopper_family \
-  --at 100000 150000 200000 300000 --baseline "HopperBulletEnv-v0=RL Zoo SAC at 1M=2603.5" \
-  --baseline "HopperBulletEnv-v0=RL Zoo TD3 at 1M=2681.6"
+  --at 100000 150000 200000 300000 "${zoo[@]}"
 # The same runs continued to 1M from their 300k checkpoints (RESUME=... TOTAL=1000000), as they end
 report --from-csv $out/hopper_family_1m_curves.csv --name hopper_family_1m \
-  --at 300000 500000 750000 1000000 --baseline "HopperBulletEnv-v0=RL Zoo SAC at 1M=2603.5" \
-  --baseline "HopperBulletEnv-v0=RL Zoo TD3 at 1M=2681.6"
+  --at 300000 500000 750000 1000000 "${zoo[@]}"
 # REINFORCE and its credit-assignment ablation on CartPole-v1
 report --from-csv $out/reinforce_curves.csv --name reinforce --solve-at 475 --late-from 100000
 # A2C and SB3's A2C with the same settings
