@@ -214,68 +214,55 @@ class ReplayBuffer:
         self.tree.update(idx, priorities)
 
 
-class OrnsteinUhlenbeckNoise:
-    """Temporally correlated noise per env and action dimension:
-    x <- x + theta * (0 - x) * dt + sigma * sqrt(dt) * N(0, 1); reset to 0 when an episode ends."""
+class Exploration:
+    """DDPG/TD3's exploration, in half action ranges: Gaussian or Ornstein-Uhlenbeck action noise,
+    or adaptive parameter noise (Plappert et al. 2018, https://arxiv.org/abs/1706.01905): a copy of
+    the actor with N(0, std^2) on its weights acts, std adapted to keep a target action distance."""
 
-    def __init__(self, shape: tuple[int, int], theta: float, dt: float):
-        self.theta, self.dt = theta, dt
-        self.x = np.zeros(shape)
+    def __init__(self, actor: Actor, args: Args, ckpt: dict | None):
+        self.args, self.perturbed, self.distance = args, copy.deepcopy(actor), 0.0
+        self.ou_x = np.zeros((args.num_envs, len(actor.action_scale)))
+        self.param_std = args.exploration_noise
+        if ckpt is not None:
+            self.ou_x, self.param_std = ckpt["ou_x"].numpy().copy(), ckpt["param_noise_std"]
 
-    def sample(self, sigma: float, rng: np.random.Generator) -> np.ndarray:
-        noise = rng.standard_normal(self.x.shape)
-        self.x = self.x - self.theta * self.x * self.dt + sigma * np.sqrt(self.dt) * noise
-        return self.x
+    def state(self) -> dict:
+        return {"ou_x": torch.as_tensor(self.ou_x), "param_noise_std": self.param_std}
 
-    def reset(self, done: np.ndarray) -> None:
-        self.x[done] = 0.0
-
-
-class ParameterNoise:
-    """Adaptive parameter-space noise (Plappert et al. 2018, https://arxiv.org/abs/1706.01905):
-    act with a copy of the actor whose weights carry Gaussian noise, and grow or shrink the noise
-    std so the perturbed actions stay at a target distance from the unperturbed ones."""
-
-    def __init__(self, actor: Actor, std: float, adapt: float):
-        self.actor = copy.deepcopy(actor)
-        self.std, self.adapt = std, adapt
-        self.distance = 0.0
+    def act(self, actor: Actor, obs: np.ndarray, std: float, space, rng, device) -> np.ndarray:
+        """The actor's action plus Gaussian or OU noise (or the perturbed actor's action), clipped
+        to the bounds. OU, per env and dimension: x <- x - theta x dt + std sqrt(dt) N(0, 1)."""
+        policy = self.perturbed if self.args.noise_type == "param" else actor
+        with torch.no_grad():
+            actions = policy(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
+        action_scale = (space.high - space.low) / 2
+        if self.args.noise_type == "gaussian":
+            actions = actions + rng.normal(0.0, std, actions.shape) * action_scale
+        elif self.args.noise_type == "ou":
+            x, theta, dt = self.ou_x, self.args.ou_theta, self.args.ou_dt
+            self.ou_x = x - theta * x * dt + std * np.sqrt(dt) * rng.standard_normal(x.shape)
+            actions = actions + self.ou_x * action_scale
+        return actions.clip(space.low, space.high)
 
     def perturb(self, actor: Actor) -> None:
-        """Copies the actor's weights and adds N(0, std^2) to each."""
+        """Copies the actor's weights into the perturbed actor, adding N(0, std^2) to each."""
         with torch.no_grad():
-            for p, p_perturbed in zip(actor.parameters(), self.actor.parameters()):
-                p_perturbed.copy_(p + self.std * torch.randn_like(p))
+            for p, p_perturbed in zip(actor.parameters(), self.perturbed.parameters()):
+                p_perturbed.copy_(p + self.param_std * torch.randn_like(p))
 
-    def adapt_std(self, actor: Actor, obs: torch.Tensor, target: float) -> None:
-        """d = sqrt(mean(((mu(s) - mu~(s)) / scale)^2)); std /= adapt if d > target else *= adapt."""
+    def adapt(self, actor: Actor, obs: torch.Tensor, target: float) -> None:
+        """d = sqrt(mean(((mu(s) - mu~(s)) / scale)^2)) on replayed observations; std /= adapt if
+        d > target else *= adapt; then a fresh perturbation."""
         with torch.no_grad():
-            diff = (actor(obs) - self.actor(obs)) / actor.action_scale
+            diff = (actor(obs) - self.perturbed(obs)) / actor.action_scale
             self.distance = diff.pow(2).mean().sqrt().item()
-        self.std = self.std / self.adapt if self.distance > target else self.std * self.adapt
+        std, adapt = self.param_std, self.args.param_noise_adapt
+        self.param_std = std / adapt if self.distance > target else std * adapt
+        self.perturb(actor)
 
     def charts(self) -> dict:
-        return {"charts/param_noise_std": self.std, "charts/param_noise_distance": self.distance}
-
-
-def explore(actor, obs, noise_std, param_noise, ou, space, rng, args: Args, device) -> np.ndarray:
-    """The actor's action plus Gaussian or OU noise (or the perturbed actor's action), clipped to
-    the bounds; the noise is in units of half the action range."""
-    policy = param_noise.actor if args.noise_type == "param" else actor
-    with torch.no_grad():
-        actions = policy(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
-    action_scale = (space.high - space.low) / 2
-    if args.noise_type == "gaussian":
-        actions = actions + rng.normal(0.0, noise_std, actions.shape) * action_scale
-    elif args.noise_type == "ou":
-        actions = actions + ou.sample(noise_std, rng) * action_scale
-    return actions.clip(space.low, space.high)
-
-
-def exploration_std(args: Args, global_step: int) -> float:
-    """The exploration noise scale, decaying linearly to noise_decay_to of its start over the run."""
-    progress = global_step / args.total_timesteps
-    return args.exploration_noise * (1.0 - (1.0 - args.noise_decay_to) * progress)
+        std, distance = self.param_std, self.distance
+        return {"charts/param_noise_std": std, "charts/param_noise_distance": distance}
 
 
 def update_critic(data, actor_target, qf, qf_target, q_optimizer, args: Args):
@@ -337,40 +324,34 @@ def train(args: Args) -> dict:
     q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
     report_buffer_memory(args.buffer_size, 4 * (2 * obs_dim + act_dim + 2))
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, args, device)
-    ou = OrnsteinUhlenbeckNoise((args.num_envs, act_dim), args.ou_theta, args.ou_dt)
-    param_noise = ParameterNoise(actor, args.exploration_noise, args.param_noise_adapt)
+    explorer = Exploration(actor, args, ckpt)
     critic_step = torch.compile(update_critic) if args.compile else update_critic
     actor_step = torch.compile(update_actor) if args.compile else update_actor
 
     networks = {"actor": actor, "actor_target": actor_target, "qf": qf, "qf_target": qf_target}
     optimizers = {"actor_optimizer": actor_optimizer, "q_optimizer": q_optimizer}
-    noise_state = lambda: {"ou_x": torch.as_tensor(ou.x), "param_noise_std": param_noise.std}
-    run = Run(args, ckpt, networks, optimizers, rb, rng, device, noise_state)
-    if ckpt is not None:
-        ou.x, param_noise.std = ckpt["ou_x"].numpy().copy(), ckpt["param_noise_std"]
-    param_noise.perturb(actor)
+    run = Run(args, ckpt, networks, optimizers, rb, rng, device, explorer.state)
+    explorer.perturb(actor)
     qf_loss = actor_loss = q = torch.zeros(())
     obs, _ = envs.reset(seed=args.seed + run.global_step)
     try:
         while run.global_step < args.total_timesteps and not run.stop.requested:
             progress = run.global_step / args.total_timesteps
-            noise_std = exploration_std(args, run.global_step)
+            noise_std = args.exploration_noise * (1.0 - (1.0 - args.noise_decay_to) * progress)
             if run.global_step < args.learning_starts:
                 actions = rng.uniform(space.low, space.high, (args.num_envs, act_dim))
             else:
-                actions = explore(actor, obs, noise_std, param_noise, ou, space, rng, args, device)
+                actions = explorer.act(actor, obs, noise_std, space, rng, device)
             next_obs, rewards, terminations, truncations, infos = envs.step(actions)
             real_next_obs = run.record_episodes(next_obs, infos)
-            ou.reset(terminations | truncations)
+            explorer.ou_x[terminations | truncations] = 0.0  # OU noise restarts each episode
             rb.add(obs, actions, rewards, real_next_obs, terminations)
             obs = next_obs
             run.advance()
 
             adapt_now = args.noise_type == "param" and run.crossed(args.param_noise_interval)
             if run.learning and adapt_now:
-                batch, _ = rb.sample(args.batch_size, rng, 1.0)
-                param_noise.adapt_std(actor, batch[0], noise_std)
-                param_noise.perturb(actor)
+                explorer.adapt(actor, rb.sample(args.batch_size, rng, 1.0)[0][0], noise_std)
             for _ in range(run.updates_due()):
                 beta = args.per_beta + (1.0 - args.per_beta) * progress
                 data, idx = rb.sample(args.batch_size, rng, beta)
@@ -382,7 +363,7 @@ def train(args: Args) -> dict:
                 actor_loss = actor_step(data[0], actor, qf, actor_optimizer, args)
                 soft_update([(actor, actor_target), (qf, qf_target)], args.tau)
             if run.learning and run.crossed(LOG_EVERY) and run.update_count > 0:
-                charts = param_noise.charts() if args.noise_type == "param" else {}
+                charts = explorer.charts() if args.noise_type == "param" else {}
                 run.log_losses({"qf_loss": qf_loss, "actor_loss": actor_loss}, q, charts)
             run.after_step(actor)
     finally:
@@ -396,12 +377,14 @@ LOG_EVERY = 1_000  # transitions between loss logs (each costs a host-device syn
 RULES = [  # (flags, test, what they must be), checked before anything is built
     (["total_timesteps", "num_envs", "eval_episodes", "batch_size"], lambda v: v > 0, "positive"),
     (["buffer_size", "learning_rate", "per_eps"], lambda v: v > 0, "positive"),
-    (["param_noise_interval"], lambda v: v > 0, "positive"),
     (["checkpoint_frequency", "eval_frequency", "learning_starts"], lambda v: v >= 0, ">= 0"),
-    (["updates_per_step", "grad_clip", "exploration_noise", "per_alpha"], lambda v: v >= 0, ">= 0"),
+    (["updates_per_step", "grad_clip", "per_alpha"], lambda v: v >= 0, ">= 0"),
     (["hidden_sizes"], lambda v: all(h > 0 for h in v), "all positive"),
-    (["gamma", "noise_decay_to", "per_beta"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    (["gamma", "per_beta"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
     (["tau"], lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+    (["param_noise_interval"], lambda v: v > 0, "positive"),
+    (["exploration_noise"], lambda v: v >= 0, ">= 0"),
+    (["noise_decay_to"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
     (["param_noise_adapt"], lambda v: v > 1.0, "> 1"),
 ]
 

@@ -1,9 +1,8 @@
 """SAC: Soft Actor-Critic, for continuous actions.
 
-Maximum-entropy RL: a stochastic tanh-Gaussian actor maximizes min Q - alpha * log pi, and twin
-critics learn soft Q-values (Haarnoja et al. 2018, https://arxiv.org/abs/1801.01290), with the
-temperature alpha tuned toward a target entropy (https://arxiv.org/abs/1812.05905). Defaults follow
-the SAC authors' code, and `diff td3_continuous.py sac_continuous.py` shows only SAC's ideas.
+Maximum-entropy RL (Haarnoja et al. 2018, https://arxiv.org/abs/1801.01290): a tanh-Gaussian actor
+maximizes min Q - alpha log pi, alpha tuned to a target entropy (https://arxiv.org/abs/1812.05905).
+Defaults follow the SAC authors' code; `diff td3_continuous.py sac_continuous.py` shows SAC's ideas.
 
 Usage: python sac_continuous.py --env-id HopperBulletEnv-v0
 """
@@ -143,8 +142,7 @@ class Actor(nn.Module):
         self.register_buffer("action_bias", (high + low) / 2)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        mean = self.net(obs).chunk(2, -1)[0]
-        return torch.tanh(mean) * self.action_scale + self.action_bias
+        return torch.tanh(self.net(obs).chunk(2, -1)[0]) * self.action_scale + self.action_bias
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterized sample (gradients flow through it) and its log-probability."""
@@ -152,8 +150,7 @@ class Actor(nn.Module):
         log_std = log_std.clamp(-20.0, 2.0)  # the SAC authors' bounds
         eps = torch.randn_like(mean)
         u = mean + log_std.exp() * eps
-        # log N(u; mean, std^2) per dimension
-        log_prob = -0.5 * eps.pow(2) - log_std - 0.5 * np.log(2 * np.pi)
+        log_prob = -0.5 * eps.pow(2) - log_std - 0.5 * np.log(2 * np.pi)  # log N(u; mean, std^2)
         # Change of variables a = tanh(u): subtract log(1 - tanh(u)^2), written as
         # 2 (log 2 - u - softplus(-2u)) so it stays finite where tanh(u) rounds to +-1.
         log_prob = log_prob - 2.0 * (np.log(2.0) - u - F.softplus(-2.0 * u))
@@ -185,9 +182,8 @@ class TwinQNetwork(nn.Module):
 
 
 class Temperature(nn.Module):
-    """The entropy temperature alpha. Autotuned, log alpha descends
-    J(alpha) = E[-log alpha * (log pi(a|s) + target entropy)]: alpha falls while the policy's
-    entropy -log pi is above the target and rises while it is below."""
+    """The entropy temperature alpha. Autotuned, log alpha descends J(alpha) = E[-log alpha *
+    (log pi(a|s) + target entropy)]: alpha falls while the entropy -log pi is above the target."""
 
     def __init__(self, act_dim: int, args: Args):
         super().__init__()
@@ -263,8 +259,7 @@ def update_critic(data, actor, qf, qf_target, q_optimizer, alpha, args: Args):
     """One critic step; returns the loss, Q(s, a) and |TD error| per transition (for PER)."""
     obs, actions, rewards, next_obs, terminated, weights = data
     with torch.no_grad():
-        # The next action comes from the current policy, a' ~ pi(.|s'); SAC keeps no target actor.
-        next_actions, next_log_prob = actor.sample(next_obs)
+        next_actions, next_log_prob = actor.sample(next_obs)  # a' ~ pi(.|s'): no target actor
         # y = r + gamma * (1 - terminated) * (min_i Q'_i(s', a') - alpha * log pi(a'|s'))
         next_q = qf_target(next_obs, next_actions).min(0).values - alpha * next_log_prob
         y = rewards + args.gamma * (1.0 - terminated) * next_q
@@ -281,14 +276,12 @@ def update_critic(data, actor, qf, qf_target, q_optimizer, alpha, args: Args):
 
 
 def update_actor(obs, actor, qf, actor_optimizer, temperature, args: Args):
-    """One actor step on min Q - alpha * log pi, then one temperature step; returns the actor loss
-    and the policy's log-probabilities."""
+    """One actor step on min Q - alpha * log pi, then one temperature step."""
     # The critic is only a function of the action here: skip its weights' gradients.
     qf.requires_grad_(False)
     actions, log_prob = actor.sample(obs)
-    alpha = temperature.alpha()
     # J_pi = E[alpha * log pi(a|s) - min_i Q_i(s, a)], a reparameterized through the tanh-Gaussian
-    actor_loss = (alpha * log_prob - qf(obs, actions).min(0).values).mean()
+    actor_loss = (temperature.alpha() * log_prob - qf(obs, actions).min(0).values).mean()
     actor_optimizer.zero_grad(set_to_none=True)
     actor_loss.backward()
     if args.grad_clip > 0:
@@ -378,13 +371,13 @@ FIX = "try a lower --learning-rate or --grad-clip"  # what a diverging loss's me
 LOG_EVERY = 1_000  # transitions between loss logs (each costs a host-device sync)
 RULES = [  # (flags, test, what they must be), checked before anything is built
     (["total_timesteps", "num_envs", "eval_episodes", "batch_size"], lambda v: v > 0, "positive"),
-    (["buffer_size", "learning_rate", "per_eps", "alpha"], lambda v: v > 0, "positive"),
-    (["target_entropy_scale"], lambda v: v > 0, "positive"),
+    (["buffer_size", "learning_rate", "per_eps"], lambda v: v > 0, "positive"),
     (["checkpoint_frequency", "eval_frequency", "learning_starts"], lambda v: v >= 0, ">= 0"),
     (["updates_per_step", "grad_clip", "per_alpha"], lambda v: v >= 0, ">= 0"),
     (["hidden_sizes"], lambda v: all(h > 0 for h in v), "all positive"),
     (["gamma", "per_beta"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
     (["tau"], lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+    (["alpha", "target_entropy_scale"], lambda v: v > 0, "positive"),
 ]
 
 

@@ -45,15 +45,22 @@ def tiny(script, **overrides):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_ou_noise_is_correlated_in_time_and_resets(script):
+def test_ou_noise_is_correlated_in_time_and_added_in_half_ranges(script):
     rng = np.random.default_rng(0)
-    ou = script.OrnsteinUhlenbeckNoise((2, 3), theta=0.15, dt=1e-2)
-    xs = np.array([ou.sample(0.2, rng).copy() for _ in range(5000)])[:, 0, 0]
+    space = gym.spaces.Box(-50.0, 50.0, (3,))  # wide bounds: no action is clipped
+    actor = script.Actor(4, space, tiny(script))
+    explorer = script.Exploration(actor, tiny(script, noise_type="ou", num_envs=2), None)
+    obs = np.zeros((2, 4), dtype=np.float32)
+    with torch.no_grad():
+        mu = actor(torch.as_tensor(obs)).numpy()
+    xs = []
+    for _ in range(5000):
+        actions = explorer.act(actor, obs, 0.2, space, rng, "cpu")
+        np.testing.assert_allclose(actions, mu + 50.0 * explorer.ou_x, rtol=1e-5, atol=1e-5)
+        xs.append(explorer.ou_x[0, 0])
     lag1 = np.corrcoef(xs[:-1], xs[1:])[0, 1]
     white = rng.normal(size=5000)
     assert lag1 > 0.95 and abs(np.corrcoef(white[:-1], white[1:])[0, 1]) < 0.05
-    ou.reset(np.array([True, False]))
-    assert np.all(ou.x[0] == 0.0) and np.all(ou.x[1] != 0.0)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -61,28 +68,39 @@ def test_parameter_noise_perturbs_weights_and_adapts_to_target_distance(script):
     torch.manual_seed(0)
     space = gym.spaces.Box(-2.0, 2.0, (2,))
     actor = script.Actor(3, space, tiny(script, layer_norm=True))
-    noise = script.ParameterNoise(actor, std=1.0, adapt=1.05)
-    noise.perturb(actor)
+    args = tiny(script, noise_type="param", exploration_noise=1.0, param_noise_adapt=1.05)
+    explorer = script.Exploration(actor, args, None)
+    explorer.perturb(actor)
     deltas = [
-        (p - q).abs().mean().item() for p, q in zip(actor.parameters(), noise.actor.parameters())
+        (p - q).abs().mean().item()
+        for p, q in zip(actor.parameters(), explorer.perturbed.parameters())
     ]
     assert all(d > 0.1 for d in deltas)  # every weight perturbed, at about std
     obs = torch.randn(256, 3)
     for _ in range(300):  # std shrinks from 1 until the action distance sits at the target
-        noise.adapt_std(actor, obs, target=0.1)
-        noise.perturb(actor)
-    assert noise.std < 0.5
-    assert 0.05 < noise.distance < 0.2
+        explorer.adapt(actor, obs, target=0.1)
+    assert explorer.param_std < 0.5
+    assert 0.05 < explorer.distance < 0.2
     with torch.no_grad():  # the learning actor itself is untouched
-        assert not torch.equal(actor(obs), noise.actor(obs))
+        assert not torch.equal(actor(obs), explorer.perturbed(obs))
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_noise_decays_linearly_to_its_final_fraction(script):
-    args = tiny(script, exploration_noise=0.2, noise_decay_to=0.25)
-    assert script.exploration_std(args, 0) == pytest.approx(0.2)
-    assert script.exploration_std(args, args.total_timesteps // 2) == pytest.approx(0.125)
-    assert script.exploration_std(args, args.total_timesteps) == pytest.approx(0.05)
+def test_noise_decays_linearly_to_its_final_fraction(script, in_tmp, monkeypatch):
+    stds = []
+    real = script.Exploration.act
+    monkeypatch.setattr(
+        script.Exploration,
+        "act",
+        lambda self, actor, obs, std, *rest: stds.append(std) or real(self, actor, obs, std, *rest),
+    )
+    args = tiny(script, exploration_noise=0.2, noise_decay_to=0.25, learning_starts=0)
+    script.train(args)
+    assert len(stds) == args.total_timesteps
+    assert stds[0] == pytest.approx(0.2)
+    assert stds[300] == pytest.approx(0.125)
+    assert stds[-1] == pytest.approx(0.05, abs=1e-3)
+    assert np.allclose(np.diff(stds), np.diff(stds)[0])  # a straight line
 
 
 # ---------------------------------------------------------------- replay buffer and PER
@@ -537,11 +555,11 @@ def test_ou_noise_restarts_from_zero_when_an_episode_ends(script, in_tmp, monkey
     """5-step truncated episodes, noise from the first step: the OU state before each sample is 0
     exactly at the first step of every episode."""
     before = []
-    real = script.OrnsteinUhlenbeckNoise.sample
+    real = script.Exploration.act
     monkeypatch.setattr(
-        script.OrnsteinUhlenbeckNoise,
-        "sample",
-        lambda self, sigma, rng: before.append(self.x.copy()) or real(self, sigma, rng),
+        script.Exploration,
+        "act",
+        lambda self, *a: before.append(self.ou_x.copy()) or real(self, *a),
     )
     args = dict(env_id="ConstantTruncated-v0", num_envs=2, noise_type="ou", learning_starts=0)
     script.train(tiny(script, total_timesteps=40, batch_size=4, **args))

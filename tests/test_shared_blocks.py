@@ -34,7 +34,7 @@ SHARED_BY_NAME = {
         "buffer_state restore_buffer Run SESSION_FIELDS make_vector_env"
     ).split(),
     ("ddpg_continuous.py", "td3_continuous.py"): (
-        "Actor OrnsteinUhlenbeckNoise ParameterNoise explore exploration_std evaluate_checkpoint"
+        "Actor Exploration evaluate_checkpoint"
     ).split(),
 }
 
@@ -83,8 +83,8 @@ def test_td3_sac_diff_shows_only_sacs_ideas():
     td3 = (ROOT / "td3_continuous.py").read_text().splitlines()
     sac = (ROOT / "sac_continuous.py").read_text().splitlines()
     changed = [l for l in difflib.ndiff(td3, sac) if l[:2] in ("- ", "+ ")]
-    # 101 of them drop TD3's exploration options (docs/sac_continuous.md lists the groups)
-    assert len(changed) <= 235, f"{len(changed)} changed lines between td3 and sac (bar: 235)"
+    # each is one of SAC's ideas or a TD3 piece it drops (docs/sac_continuous.md lists the groups)
+    assert len(changed) <= 200, f"{len(changed)} changed lines between td3 and sac (bar: 200)"
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
