@@ -473,8 +473,11 @@ class Run:
                 save_code=True,
                 dir=self.run_dir,
             )
-        purge_step = self.global_step if ckpt is not None else None
-        self.writer = SummaryWriter(self.run_dir, purge_step=purge_step)
+        # A resume replaces what was logged after its checkpoint; what was logged at its step came
+        # before it, but for a finished run's final evaluation, which finishing again logs anew.
+        finished = self.global_step >= args.total_timesteps
+        purge = None if ckpt is None else self.global_step + (0 if finished else 1)
+        self.writer = SummaryWriter(self.run_dir, purge_step=purge)
         log_hyperparameters(self.writer, args)
         self.video_dir = os.path.join("videos", self.run_name) if args.capture_video else None
         self.stop = StopRequest()

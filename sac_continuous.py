@@ -558,7 +558,10 @@ class Run:
             where = dict(name=self.run_name, id=self.wandb_id, resume="allow", dir=self.run_dir)
             logged = dict(config=vars(args), sync_tensorboard=True, save_code=True)
             wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, **where, **logged)
-        purge = self.global_step if ckpt is not None else None  # a resume replaces later points
+        # A resume replaces what was logged after its checkpoint; what was logged at its step came
+        # before it, but for a finished run's final evaluation, which finishing again logs anew.
+        finished = self.global_step >= args.total_timesteps
+        purge = None if ckpt is None else self.global_step + (0 if finished else 1)
         self.writer = SummaryWriter(self.run_dir, purge_step=purge)
         log_hyperparameters(self.writer, args)
         self.video_dir = os.path.join("videos", self.run_name) if args.capture_video else None

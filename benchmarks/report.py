@@ -64,10 +64,11 @@ def head_commit() -> str:
 
 
 def load_events(run_dir: str):
-    """All scalars and text of one run (all its event files, resumes included), read once. The
-    scripts' resume marks every step from the checkpoint's on as replaced, so TensorBoard's purge
-    would drop the evaluation logged at that step just before the checkpoint: read without it
-    (scalars_of keeps the later of two values at one step)."""
+    """All scalars and text of one run (all its event files, resumes included), read once. Runs
+    resumed by older scripts (b092593's HopperBullet runs among them) marked every step from the
+    checkpoint's on as replaced, so TensorBoard's purge would drop the evaluation logged at that
+    step just before the checkpoint: read without the purge (scalars_of keeps the later of two
+    values at one step)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     sizes = {"scalars": 0, "tensors": 0}

@@ -236,6 +236,25 @@ def test_a_resumed_finished_run_logs_its_final_evaluation_once(script, in_tmp):
     assert steps == [600]
 
 
+@pytest.mark.parametrize("script", ALL + [__import__("a2c")], ids=name)
+def test_tensorboard_keeps_the_evaluation_at_a_resumes_checkpoint(script, in_tmp):
+    """A run continued past its end shows both final evaluations in TensorBoard's own view: the
+    resume replaces only what came after the checkpoint, and the evaluation at its step came
+    before it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    keep = dict(save_model=True)
+    if "save_buffer" in script.Args.__dataclass_fields__:
+        keep["save_buffer"] = True
+    first = script.train(tiny(script, **keep))
+    total = 2 * tiny(script).total_timesteps
+    second = script.train(tiny(script, resume=first["checkpoint"], total_timesteps=total))
+    events = EventAccumulator(first["run_dir"])
+    events.Reload()
+    steps = [e.step for e in events.Scalars("eval/episodic_return")]
+    assert steps == [first["global_step"], second["global_step"]]
+
+
 @pytest.mark.parametrize("script", CONTINUOUS + [maddpg_tennis], ids=name)
 def test_checkpoint_size_follows_the_buffers_fill_not_its_capacity(script, in_tmp):
     summary = script.train(
