@@ -632,6 +632,8 @@ class Run:
         self.stop.restore()
         self.bar.close()
         envs.close()
+        if sys.exc_info()[0] is not None:  # an error ends the run: write out what it logged
+            self.writer.close()
 
     def finish(self) -> dict:
         """The final evaluation (none after a stop), the last checkpoint; returns the summary."""

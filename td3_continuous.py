@@ -717,6 +717,8 @@ class Run:
         self.stop.restore()
         self.bar.close()
         envs.close()
+        if sys.exc_info()[0] is not None:  # an error ends the run: write out what it logged
+            self.writer.close()
 
     def finish(self, actor: nn.Module) -> dict:
         """The final evaluation (unless stopped), the last checkpoint, and the summary."""

@@ -191,6 +191,38 @@ def test_every_logged_loss_is_held_to_the_loss_bound(script, in_tmp, monkeypatch
         script.train(tiny(script, **budget))
 
 
+@pytest.mark.parametrize("script", ALL + [a2c], ids=name)
+def test_a_run_stopped_by_an_error_closes_its_tensorboard_writer(script, in_tmp, monkeypatch):
+    """TensorBoard writes from a daemon thread, which the process's exit kills with the last events
+    still queued (the ones before a divergence, which a user looks at): an error that stops the run
+    closes the writer, and everything logged is on disk when train() raises."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    logged, closed, add_scalar, close = [], [], SummaryWriter.add_scalar, SummaryWriter.close
+
+    def spy(writer, tag, value, step=None, *args, **kwargs):
+        logged.append((tag, step))
+        return add_scalar(writer, tag, value, step, *args, **kwargs)
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", spy)
+    monkeypatch.setattr(SummaryWriter, "close", lambda writer: closed.append(close(writer)))
+    monkeypatch.setattr(script, "LOSS_BOUND", 0.0)
+    budget = dict(total_timesteps=1000) if script in OFF_POLICY else {}
+    if script is maddpg_tennis:
+        budget["updates_per_step"] = 0.25
+    if script is a2c:  # episodes to log before the first update
+        budget.update(num_steps=64, total_timesteps=256)
+    with pytest.raises(FloatingPointError, match="stopping"):
+        script.train(tiny(script, **budget))
+    assert len(closed) == 1
+    (run_dir,) = os.listdir("runs")
+    events = EventAccumulator(os.path.join("runs", run_dir))
+    events.Reload()
+    on_disk = [(tag, e.step) for tag in events.Tags()["scalars"] for e in events.Scalars(tag)]
+    assert logged and sorted(on_disk) == sorted(logged)
+
+
 # ---------------------------------------------------------------- checkpoints and resume
 
 
