@@ -43,15 +43,15 @@ ROWS = [
     (
         "td3_continuous.py",
         "TD3",
-        "hopper_family",
+        "hopper_family_1m",
         "HopperBulletEnv-v0",
         "td3_continuous",
-        [("jsonl", f"{PEERS}/sb3_td3_HopperBulletEnv-v0_seed1.jsonl", "SB3 TD3, RL Zoo settings")],
+        [("ref", None, "RL Zoo TD3 at 1M: 2681.6")],
     ),
     (
         "sac_continuous.py",
         "SAC",
-        "hopper_family",
+        "hopper_family_1m",
         "HopperBulletEnv-v0",
         "sac_continuous",
         [("ref", None, "RL Zoo SAC at 1M: 2603.5")],
