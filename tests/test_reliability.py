@@ -179,16 +179,24 @@ def test_a_finite_loss_beyond_any_sane_run_stops_it(script, in_tmp, monkeypatch)
         script.train(tiny(script, total_timesteps=1500))
 
 
+def to_first_loss(script) -> dict:
+    """tiny()'s overrides for a run that logs a loss (off-policy losses log every 1000 steps),
+    with a2c's first update after some finished episodes."""
+    budget = dict(total_timesteps=1000) if script in OFF_POLICY else {}
+    if script is maddpg_tennis:
+        budget["updates_per_step"] = 0.25
+    if script is a2c:
+        budget.update(num_steps=64, total_timesteps=256)
+    return budget
+
+
 @pytest.mark.parametrize("script", [dqn_rainbow, ppo, a2c, reinforce, maddpg_tennis], ids=name)
 def test_every_logged_loss_is_held_to_the_loss_bound(script, in_tmp, monkeypatch):
     """With the bound lowered to 0 every finite loss lies beyond it: the first loss logged stops
     the run with the one-line error (so each script's losses go through log_loss's check)."""
     monkeypatch.setattr(script, "LOSS_BOUND", 0.0)
-    budget = dict(total_timesteps=1000) if script in OFF_POLICY else {}  # losses log every 1000
-    if script is maddpg_tennis:
-        budget["updates_per_step"] = 0.25
     with pytest.raises(FloatingPointError, match=r"^losses/\w+ is \S+ at step \d+; stopping \("):
-        script.train(tiny(script, **budget))
+        script.train(tiny(script, **to_first_loss(script)))
 
 
 @pytest.mark.parametrize("script", ALL + [a2c], ids=name)
@@ -208,13 +216,8 @@ def test_a_run_stopped_by_an_error_closes_its_tensorboard_writer(script, in_tmp,
     monkeypatch.setattr(SummaryWriter, "add_scalar", spy)
     monkeypatch.setattr(SummaryWriter, "close", lambda writer: closed.append(close(writer)))
     monkeypatch.setattr(script, "LOSS_BOUND", 0.0)
-    budget = dict(total_timesteps=1000) if script in OFF_POLICY else {}
-    if script is maddpg_tennis:
-        budget["updates_per_step"] = 0.25
-    if script is a2c:  # episodes to log before the first update
-        budget.update(num_steps=64, total_timesteps=256)
     with pytest.raises(FloatingPointError, match="stopping"):
-        script.train(tiny(script, **budget))
+        script.train(tiny(script, **to_first_loss(script)))
     assert len(closed) == 1
     (run_dir,) = os.listdir("runs")
     events = EventAccumulator(os.path.join("runs", run_dir))
