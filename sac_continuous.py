@@ -385,10 +385,8 @@ def validate_args(args: Args) -> None:
     """Raises ValueError naming the flag and the fix before anything is built."""
     check_rules(args, RULES)
     if args.batch_size > args.buffer_size:
-        raise ValueError(
-            f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}; "
-            "lower the batch or raise the buffer"
-        )
+        sizes = f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}"
+        raise ValueError(f"{sizes}; lower the batch or raise the buffer")
 
 
 def checked_args(args: Args) -> tuple[Args, dict | None]:
@@ -603,12 +601,11 @@ class Run:
 
     def updates_due(self) -> int:
         """Gradient updates owed for the transitions collected (none before learning starts)."""
-        due = 0
-        if self.learning:
-            self.pending_updates += self.args.num_envs * self.args.updates_per_step
-            while self.pending_updates >= 1.0:
-                self.pending_updates -= 1.0
-                due += 1
+        if not self.learning:
+            return 0
+        self.pending_updates += self.args.num_envs * self.args.updates_per_step
+        due = int(self.pending_updates)
+        self.pending_updates -= due
         return due
 
     def record_episodes(self, next_obs: np.ndarray, infos: dict) -> np.ndarray:

@@ -157,7 +157,7 @@ def value_iteration(transitions: dict, n_states: int, n_actions: int, gamma: flo
 def train(args: Args) -> dict:
     """Runs the whole training; returns a summary (global_step, episodic_returns, eval_returns,
     eval_history, sps, run_dir, q, interrupted)."""
-    validate_args(args)
+    check_rules(args, RULES)
     if args.eval_checkpoint:
         return evaluate_checkpoint(args)
     random.seed(args.seed)
@@ -322,27 +322,22 @@ def evaluate(q: np.ndarray, args: Args, video_dir: str | None = None, prefix="ev
     return returns
 
 
-def validate_args(args: Args) -> None:
-    """Raises ValueError naming the flag and the fix before anything is built."""
-    for name in ["total_timesteps", "eval_episodes", "learning_rate"]:
-        value = getattr(args, name)
-        if not 0 < value < float("inf"):
-            raise ValueError(f"--{name.replace('_', '-')} must be positive and finite, got {value}")
-    if args.eval_frequency < 0:
-        raise ValueError(f"--eval-frequency must be >= 0, got {args.eval_frequency}")
-    for name in [
-        "gamma",
-        "learning_rate_end",
-        "epsilon_start",
-        "epsilon_end",
-        "exploration_fraction",
-    ]:
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            raise ValueError(
-                f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}"
-            )
-    if args.learning_rate > 1.0:
-        raise ValueError(f"--learning-rate must be at most 1, got {args.learning_rate}")
+RULES = [  # (flags, test, what they must be), checked before anything is built
+    (["total_timesteps", "eval_episodes"], lambda v: v > 0, "positive"),
+    (["eval_frequency"], lambda v: v >= 0, ">= 0"),
+    (["learning_rate"], lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+    (["gamma", "exploration_fraction"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    (["learning_rate_end", "epsilon_start", "epsilon_end"], lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+]
+
+
+def check_rules(args, rules: list) -> None:
+    """Raises ValueError naming the first flag that breaks a rule (flag names, test, what it must be)."""
+    for names, test, what in rules:
+        for name in names:
+            if not test(getattr(args, name)):
+                flag = f"--{name.replace('_', '-')}"
+                raise ValueError(f"{flag} must be {what}, got {getattr(args, name)}")
 
 
 def check_env_id(env_id: str) -> None:

@@ -195,7 +195,7 @@ def test_tensorboard_keys_and_wandb_offline_run(in_tmp):
         (dict(env_id="FrozenLake-v9"), "did you mean FrozenLake-v1"),
         (dict(env_id="CartPole-v1"), "Box observation space.*dqn_rainbow.py or ppo.py"),
         (dict(gamma=1.5), r"--gamma must be in \[0, 1\]"),
-        (dict(learning_rate=float("inf")), "--learning-rate must be positive and finite"),
+        (dict(learning_rate=float("inf")), r"--learning-rate must be in \(0, 1\], got inf"),
         (dict(total_timesteps=0), "--total-timesteps must be positive"),
         (dict(eval_checkpoint="missing.npz"), "checkpoint missing.npz does not exist"),
     ],
