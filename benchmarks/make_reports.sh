@@ -18,12 +18,14 @@ out=benchmarks/results
 peers=$out/peers
 report() { "$py" benchmarks/report.py --out "$out" "$@" >/dev/null; }
 
-# TD3 and DDPG: Pendulum-v1 (5 seeds) and HopperBulletEnv-v0 (3 seeds, paper and RL Zoo settings)
-report --from-csv $out/continuous_curves.csv --name continuous --include "(td3|ddpg)_continuous.*" \
+# TD3 and DDPG on Pendulum-v1, 5 seeds, 20k steps
+report --from-csv $out/continuous_curves.csv --name continuous --env Pendulum-v1
+# TD3 with RL Zoo's tuned settings on HopperBulletEnv-v0 (1 seed), beside SB3's TD3 with the same
+report --from-csv $out/continuous_curves.csv --name td3_zoo --include td3_continuous_zoo \
   --at 100000 150000 200000 300000 \
   --peer "SB3 TD3, RL Zoo settings, seed 1=$peers/sb3_td3_HopperBulletEnv-v0_seed1.jsonl"
-# SAC and TD3 on HopperBulletEnv-v0 with their defaults, 3 seeds each, one code version on one
-# machine (benchmarks/continuous_runs.sh hopper-sac|hopper-td3), beside RL Zoo's published 1M figures
+# DDPG, TD3 and SAC on HopperBulletEnv-v0 with their defaults, 3 seeds each, one code version
+# (benchmarks/continuous_runs.sh hopper-ddpg|hopper-td3|hopper-sac), beside RL Zoo's 1M figures
 zoo=(--baseline "HopperBulletEnv-v0=RL Zoo SAC at 1M=2603.5"
   --baseline "HopperBulletEnv-v0=RL Zoo TD3 at 1M=2681.6")
 report --from-csv $out/hopper_family_curves.csv --name hopper_family \

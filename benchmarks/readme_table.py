@@ -39,7 +39,7 @@ CLEANRL = "CleanRL, {}-v4 at 1M (training episodes): {}"
 # (script, what it is, curve CSV, env, variant, peers: a list of (kind, source, label))
 ROWS = [
     ("dqn_rainbow.py", "Rainbow DQN", "dqn_fused_adam", "LunarLander-v3", "dqn_rainbow", []),
-    ("ddpg_continuous.py", "DDPG", "continuous", "HopperBulletEnv-v0", "ddpg_continuous", []),
+    ("ddpg_continuous.py", "DDPG", "hopper_family", "HopperBulletEnv-v0", "ddpg_continuous", []),
     (
         "td3_continuous.py",
         "TD3",
