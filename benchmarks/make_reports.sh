@@ -33,9 +33,6 @@ report --from-csv $out/hopper_family_curves.csv --name hopper_family \
 # The same runs continued to 1M from their 300k checkpoints (RESUME=... TOTAL=1000000), as they end
 report --from-csv $out/hopper_family_1m_curves.csv --name hopper_family_1m \
   --at 300000 500000 750000 1000000 "${zoo[@]}"
-# All six at one budget: SAC seed 3's fresh 1M run stopped with a session (its evaluations cut at 650k)
-report --from-csv $out/hopper_family_1m_curves.csv $out/hopper_family_1m_partial_curves.csv \
-  --name hopper_family_partial --until 650000 --at 300000 500000 "${zoo[@]}"
 # REINFORCE and its credit-assignment ablation on CartPole-v1
 report --from-csv $out/reinforce_curves.csv --name reinforce --solve-at 475 --late-from 100000
 # A2C and SB3's A2C with the same settings
