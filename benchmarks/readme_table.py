@@ -165,11 +165,14 @@ def table() -> str:
         last = finals(seeds)
         steps = max(run["eval"][-1][0] for run in seeds.values())
         lo, hi = bootstrap_ci(last, np.random.default_rng(0))
+        commits = commits_of(seeds)
+        if " " in commits:  # a headline is one code version: older seeds are rerun, not mixed in
+            sys.exit(f"{name}_curves.csv: {variant} on {env} mixes runs of commits {commits}")
         docs = f"docs/{script[:-3]}.md"
         lines.append(
             f"| [`{script}`]({script}) {what} | {env} (`{variant}`) | {len(last)} x "
             f"{steps // 1000}k | {mean_std(last)} | [{lo:.1f}, {hi:.1f}] | "
-            f"{peer_cell(peers, groups, env, steps)} | {commits_of(seeds)} | [{script[:-3]}]({docs}) |"
+            f"{peer_cell(peers, groups, env, steps)} | {commits} | [{script[:-3]}]({docs}) |"
         )
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import peers  # noqa: E402
+import readme_table  # noqa: E402
 import report  # noqa: E402
 import run  # noqa: E402
 import tennis_report  # noqa: E402
@@ -477,6 +478,21 @@ def test_make_reports_rebuilds_every_committed_table_and_figure_byte_for_byte(tm
     for name in rebuilt:
         with open(results / name, "rb") as new, open(os.path.join(here, name), "rb") as old:
             assert new.read() == old.read(), f"{name} differs from its rebuild"
+
+
+def test_readme_table_refuses_a_row_that_mixes_code_versions(tmp_path, monkeypatch):
+    """Each README row reports one code version: seeds from two commits stop the table, naming
+    both, instead of averaging runs of different code."""
+    run = {"eval": [(10, 1.0), (20, 2.0)], "sps": 50.0, "script": "ppo.py", "commit": "aaa"}
+    runs = {1: run, 2: dict(run, commit="bbb")}
+    report.merge_into_csv(str(tmp_path / "x_curves.csv"), {("CartPole-v1", "ppo"): runs})
+    monkeypatch.setattr(readme_table, "RESULTS", str(tmp_path))
+    monkeypatch.setattr(readme_table, "ROWS", [("ppo.py", "PPO", "x", "CartPole-v1", "ppo", [])])
+    with pytest.raises(SystemExit, match="ppo on CartPole-v1 mixes runs of commits aaa bbb"):
+        readme_table.table()
+    rerun = {("CartPole-v1", "ppo"): {1: dict(run, commit="bbb")}}  # seed 1 rerun at bbb
+    report.merge_into_csv(str(tmp_path / "x_curves.csv"), rerun)
+    assert "| 2 x 0k | 2.0 +- 0.0 |" in readme_table.table()
 
 
 def test_report_merges_new_runs_into_the_curve_csv(tmp_path):
