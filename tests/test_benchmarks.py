@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import peers  # noqa: E402
+import line_counts  # noqa: E402
 import readme_table  # noqa: E402
 import report  # noqa: E402
 import run  # noqa: E402
@@ -540,3 +541,31 @@ def test_ootb_table_compares_final_and_second_half_evaluations(tmp_path, monkeyp
     # from 1843 on (0.45 x 4096), the last three evaluations: ours (10, 20, 40) and (0, 60, 80)
     # -> 35; SB3 (0, 30, 10) and (0, 0, 50) -> 15; score (35 + 10) / (15 + 10) = 1.80
     assert cells[7:9] == ["35.0, 15.0", "1.80"]
+
+
+def test_line_counts_split_a_file_by_kind_and_give_its_floor():
+    source = (
+        '"""Module docstring: required."""\n'
+        "\n"
+        "import os\n"
+        "\n"
+        "\n"
+        "# a comment line\n"
+        "@dataclass\n"
+        "class Args:\n"
+        "    seed: int = 1\n"
+        '    """a field\'s help: required"""\n'
+        "\n"
+        "\n"
+        "def f(x):\n"
+        '    """An optional docstring,\n'
+        '    over two lines."""\n'
+        "    y = x  # a trailing comment leaves a line of code\n"
+        "\n"
+        "    return y\n"
+    )
+    counts = line_counts.count(source)
+    assert counts == dict(
+        lines=18, code=7, comments=1, docstrings=2, required_help=2, blank=6, floor=14
+    ), counts
+    # the floor: 7 lines of code, 2 of required help, and the formatter's 1 + 2 + 2 blank lines
