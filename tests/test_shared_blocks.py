@@ -33,9 +33,7 @@ SHARED_BY_NAME = {
         "mlp ReplayBuffer soft_update FIX LOG_EVERY validate_args.__doc__ checked_args "
         "buffer_state restore_buffer Run SESSION_FIELDS make_vector_env"
     ).split(),
-    ("ddpg_continuous.py", "td3_continuous.py"): (
-        "Actor Exploration evaluate_checkpoint"
-    ).split(),
+    ("ddpg_continuous.py", "td3_continuous.py"): ["Actor", "Exploration", "evaluate_checkpoint"],
 }
 
 
