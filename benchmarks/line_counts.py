@@ -12,7 +12,6 @@ import argparse
 import ast
 import io
 import os
-import sys
 import tokenize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,10 +88,10 @@ def main() -> None:
     print("| script | " + " | ".join(columns) + " |")
     print("|-" * (len(columns) + 1) + "|")
     for name in scripts:
-        with open(os.path.join(ROOT, name) if not os.path.isabs(name) else name) as f:
+        with open(os.path.join(ROOT, name)) as f:
             counts = count(f.read())
         print(f"| {os.path.basename(name)} | " + " | ".join(str(counts[c]) for c in columns) + " |")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -13,8 +13,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-import peers  # noqa: E402
 import line_counts  # noqa: E402
+import peers  # noqa: E402
 import readme_table  # noqa: E402
 import report  # noqa: E402
 import run  # noqa: E402
